@@ -32,20 +32,23 @@ import hashlib
 import importlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Literal, Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from benchmark.connectivity import effective_density
+from benchmark.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
 from benchmark.masks import Masks, Scores, allocate, full_masks, mask_stats, pack
 from benchmark.spec import Point, RunSpec
+from benchmark.store import RunRecords
 from benchmark.train import EpochStats, PartialEpoch, Trainer
 
 Restorable = Literal["weights", "bn_affine", "bn_stats", "optimizer", "data_order"]
+SignSource = Literal["keep", "init", "producer"]
 RESTORABLE: tuple[str, ...] = ("weights", "bn_affine", "bn_stats", "optimizer", "data_order")
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 
@@ -76,6 +79,7 @@ class Method:
     name: ClassVar[str] = ""
     Params: ClassVar[type[MethodParams]] = MethodParams
     prunes: ClassVar[bool] = True  # needs a non-empty prunable set
+    standalone: ClassVar[bool] = False  # trains its own toy model: gets a StandaloneSession, no data/model/train
 
     def run(self, s: Session, p: Any) -> None:
         raise NotImplementedError
@@ -91,6 +95,8 @@ class ScoreContext:
     batches: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]  # n examples -> batches
     generator: torch.Generator
     num_classes: int
+    level: int = 0  # the level the scores will prune for
+    producers: Mapping[str, RunRecords] = field(default_factory=dict)  # role -> another run's records
 
 
 Scorer = Callable[..., Scores]  # (ctx: ScoreContext, **options) -> Scores
@@ -158,6 +164,8 @@ class Recorder(Protocol):
 
     def append_metrics(self, row: dict[str, Any]) -> None: ...
     def save_masks(self, level: int, packed: dict[str, Any]) -> None: ...
+    def save_signs(self, level: int, packed: dict[str, Any]) -> None: ...
+    def records(self) -> RunRecords: ...
     def save_checkpoint(self, state: dict[str, Any]) -> None: ...
     def metrics_count(self) -> int: ...
 
@@ -189,6 +197,7 @@ class Session:
         checkpoint_interval_s: float = 0.0,
         on_epoch: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        producers: Mapping[str, RunRecords] | None = None,
     ) -> None:
         self.spec = spec
         self.trainer = trainer
@@ -200,7 +209,12 @@ class Session:
         self.checkpoint_interval_s = checkpoint_interval_s
         self.on_epoch = on_epoch or (lambda epochs: None)
         self.should_stop = should_stop
+        self.producers = dict(producers or {})
         self.masks: Masks = full_masks(prunable)
+        self._init_signs = negative(prunable)  # the seed's initialisation: a resumed session rebuilds the same
+        self._macs = layer_macs(self.model, trainer.train_loader.sample_shape)
+        self._flops_per_example = 3 * forward_flops(self._macs, self.masks)  # forward + backward (~2x forward)
+        self.train_flops = 0.0
         self.target_density = 1.0
         self.level = 0  # the level being trained: number of record() calls so far
         self.data_level = 0  # which level's data order the next epochs use
@@ -253,10 +267,12 @@ class Session:
         def on_epoch(stats: EpochStats) -> None:
             steps = stats.last_step - stats.first_step
             self.steps_trained += steps
+            self.train_flops += stats.examples * self._flops_per_example
             row = {
                 "kind": "epoch", "level": self.level, "epoch": stats.epoch, "steps": steps,
                 "complete": stats.complete, "lr": stats.lr, "train_loss": stats.train_loss,
                 "train_accuracy": stats.train_accuracy, "epochs_trained": self.epochs_trained, "time_s": stats.seconds,
+                "train_flops": self.train_flops,
             }
             if self.spec.train.eval_every_epoch and stats.complete:
                 row.update({f"test_{k}": v for k, v in self.trainer.evaluate().items()})
@@ -310,7 +326,7 @@ class Session:
             self.trainer.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
         if "data_order" in what:
             self.data_level = snap["data_level"]
-        self.trainer.set_masks(self.prunable, self.masks)
+        self._masks_changed()
 
     # ---- scoring and pruning
     def score(self, scorer: str | None = None, **options: Any) -> Scores:
@@ -326,6 +342,8 @@ class Session:
             batches=self._scoring_batches(op),
             generator=self.rng(f"score:{name}", op),
             num_classes=self.num_classes,
+            level=self.level,
+            producers=self.producers,
         )
         return get_scorer(name)(ctx, **options)
 
@@ -338,7 +356,48 @@ class Session:
         target = density if density is not None else self.target_density * (1.0 - remove)
         self.masks = allocate(scores, self.masks, target, allocation or self.spec.prune.allocation)
         self.target_density = target
+        self._masks_changed()
+
+    def _masks_changed(self) -> None:
+        """Enforce the masks (pruned weights to zero from now on) and update the cost per example."""
         self.trainer.set_masks(self.prunable, self.masks)
+        self._flops_per_example = 3 * forward_flops(self._macs, self.masks)
+
+    # ---- signs
+    def set_signs(self, source: SignSource, level: int | None = None) -> None:
+        """Give every prunable weight the sign of ``source`` and keep its magnitude: "init" (this
+        run's initialisation), "producer" (the ``signs`` producer run at ``level``, default the
+        current one), or "keep" (nothing)."""
+        if not self._op()[1] or source == "keep":
+            return
+        if source == "init":
+            signs = self._init_signs
+        else:
+            signs = self._producer("signs").signs(self.level if level is None else level)
+        with torch.no_grad():
+            for name, p in self.prunable.items():
+                sign = 1.0 - 2.0 * signs[name].to(device=p.device, dtype=p.dtype)  # True (negative) -> -1
+                p.copy_(p.abs() * sign)
+
+    def flip_signs(self, fraction: float) -> None:
+        """Flip the sign of exactly round(fraction * n) of the n unpruned weights of every prunable
+        tensor, chosen uniformly at random (pruned weights are never touched)."""
+        op, run = self._op()
+        if not run or fraction == 0:
+            return
+        g = self.rng("flip_signs", op)
+        with torch.no_grad():
+            for name, p in self.prunable.items():
+                kept = torch.nonzero(self.masks[name].reshape(-1).cpu()).flatten()
+                chosen = kept[torch.randperm(len(kept), generator=g)[: round(fraction * len(kept))]]
+                sign = torch.ones(p.numel())
+                sign[chosen] = -1.0
+                p.mul_(sign.view(p.shape).to(device=p.device, dtype=p.dtype))
+
+    def _producer(self, role: str) -> RunRecords:
+        if role not in self.producers:
+            raise ValueError(f"this run has no {role!r} producer; give the suite entry `from: {{{role}: LABEL}}`")
+        return self.producers[role]
 
     def rng(self, tag: str, op: int | None = None) -> torch.Generator:
         """A generator keyed by the run's seed, the operation and ``tag``: same numbers after a resume."""
@@ -370,7 +429,8 @@ class Session:
         if not run:
             return
         stats = mask_stats(self.masks)
-        input_shape = tuple(self.trainer.train_loader.images.shape[1:])
+        input_shape = self.trainer.train_loader.sample_shape
+        signs = negative(self.prunable)
         row = {
             "kind": "level", "level": level, "target_density": self.target_density,
             "density": stats.density, "sparsity": stats.sparsity, "kept": stats.kept, "prunable": stats.total,
@@ -379,15 +439,29 @@ class Session:
             "collapsed_layers": [name for name, (kept, _) in stats.layers.items() if kept == 0],
             **{f"test_{k}": v for k, v in self.trainer.evaluate().items()},
             "epochs_trained": self.epochs_trained,
+            "train_flops": self.train_flops,
             "wall_time_s": time.perf_counter() - self._started,
             "layer_density": stats.layer_density(),
+            "sign_flips_vs_init": sign_flip_fraction(signs, self._init_signs, self.masks),
+            **self._versus_previous_level(signs),
             **extra,
         }
         self.levels.append(row)
         self.recorder.append_metrics(row)
         self.recorder.save_masks(level, pack(self.masks))
+        self.recorder.save_signs(level, pack(signs))
         self.level = self.data_level = level + 1
         self._checkpoint(Resume(op + 1))
+
+    def _versus_previous_level(self, signs: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Sign flips and mask overlap against the end of the previously recorded level."""
+        if not self.levels:
+            return {}
+        previous, records = self.levels[-1]["level"], self.recorder.records()
+        return {
+            "sign_flips_vs_previous": sign_flip_fraction(signs, records.signs(previous), self.masks),
+            "mask_iou_previous": mask_iou(self.masks, records.masks(previous)),
+        }
 
     # ---- checkpoints
     def _checkpoint(self, at: Resume) -> None:
@@ -408,7 +482,7 @@ class Session:
             "levels": self.levels,
             "counters": {
                 "target_density": self.target_density, "level": self.level,
-                "data_level": self.data_level, "steps_trained": self.steps_trained,
+                "data_level": self.data_level, "steps_trained": self.steps_trained, "train_flops": self.train_flops,
             },
             "metrics_count": self.recorder.metrics_count(),
         }
@@ -417,7 +491,6 @@ class Session:
         """Resume from a checkpoint: the method script is then replayed up to ``state['op']``."""
         self.model.load_state_dict(state["model"])
         self.masks = {k: v.bool() for k, v in state["masks"].items()}
-        self.trainer.set_masks(self.prunable, self.masks)
         self.trainer.optimizer.load_state_dict(state["optimizer"])
         self._snapshots = state["snapshots"]
         self._journal = state["journal"]
@@ -426,6 +499,8 @@ class Session:
         self.target_density = counters["target_density"]
         self.level, self.data_level = counters["level"], counters["data_level"]
         self.steps_trained = counters["steps_trained"]
+        self.train_flops = counters.get("train_flops", 0.0)
+        self._masks_changed()
         self._resume = Resume(state["op"], state["step"], state.get("partial"))
 
 
@@ -483,17 +558,57 @@ class PlanSession:
     def snapshot(self, name: str) -> None: ...
     def restore(self, name: str, what: Sequence[Restorable]) -> None: ...
     def reset_optimizer(self) -> None: ...
+    def set_signs(self, source: SignSource, level: int | None = None) -> None: ...
+    def flip_signs(self, fraction: float) -> None: ...
 
 
 class IterativeParams(MethodParams):
-    """Parameters of a method that prunes over several levels: a fraction per level or explicit targets."""
+    """Parameters of a method that prunes over several levels: a fraction per level or explicit targets,
+    and the sign ablations of Gadhikar & Burkholz 2024 applied after every prune."""
 
     levels: int = 5
     fraction: float = 0.2  # of the remaining weights, per level
     densities: list[float] | None = None  # explicit density of each level after the first (overrides the two above)
+    signs: SignSource = "keep"  # "init": |w| * sign(w at init); "producer": |w| * sign(w of the signs producer)
+    flip_signs: float = Field(0.0, ge=0, le=1)  # sign perturbation: this fraction of unpruned weights per layer
 
     def level_densities(self) -> list[float]:
         """Target density (fraction of prunable weights kept) of levels 1, 2, ..."""
         if self.densities is not None:
             return list(self.densities)
         return [(1.0 - self.fraction) ** k for k in range(1, self.levels + 1)]
+
+
+# Pruning rounds a scorer is iterated for when a method is not told (Tanaka et al. 2020: 100 for SynFlow).
+DEFAULT_ROUNDS = {"synflow": 100}
+
+
+def prune_in_rounds(s: Session, density: float, rounds: int | None = None, **options: Any) -> None:
+    """Score and prune ``rounds`` times along density^(k / rounds), k = 1..rounds (the SynFlow
+    paper's prune loop; one round is one-shot pruning). Each round is an ordinary Session score and
+    prune, so masks are exact and nested under any allocation."""
+    rounds = rounds or DEFAULT_ROUNDS.get(s.spec.prune.scorer, 1)
+    for k in range(1, rounds + 1):
+        s.prune(s.score(**options), density=density ** (k / rounds))
+
+
+class StandaloneSession:
+    """What a standalone method (a closed toy experiment, e.g. the single hidden neuron) works with:
+    the run's seed, keyed randomness and level records. It has no checkpoints: such runs take seconds."""
+
+    def __init__(self, spec: RunSpec, recorder: Recorder) -> None:
+        self.spec = spec
+        self.recorder = recorder
+        self.levels: list[dict[str, Any]] = []
+        self.epochs_trained = 0.0
+
+    def rng(self, tag: str) -> torch.Generator:
+        return torch.Generator().manual_seed(derive_seed(self.spec.seed, "standalone", tag))
+
+    def record(self, level: int, *, density: float, accuracy: float, epochs: float, **extra: Any) -> None:
+        """A level row in the common schema: ``accuracy`` is what the leaderboard ranks by."""
+        self.epochs_trained = epochs
+        row = {"kind": "level", "level": level, "target_density": density, "density": density, "sparsity": 1.0 - density,
+               "test_accuracy": accuracy, "epochs_trained": epochs, **extra}
+        self.levels.append(row)
+        self.recorder.append_metrics(row)

@@ -282,9 +282,10 @@ def _show(value) -> str:
 @click.argument("results", type=click.Path(exists=True, file_okay=False))
 @click.option("--output-dir", "-o", default=None, type=click.Path(file_okay=False),
               help="write <suite>.md, <suite>.csv and <suite>.png here")
-def report(results, output_dir) -> None:
+@click.option("--diagnostics", is_flag=True, help="also show per-level sign flips, mask overlap, layer densities and FLOPs")
+def report(results, output_dir, diagnostics) -> None:
     """Rebuild the leaderboards of every suite recorded in RESULTS from the run records alone."""
-    from benchmark.report import suite_markdown, suites_in, write_outputs
+    from benchmark.report import diagnostics_markdown, suite_markdown, suites_in, write_outputs
 
     try:
         suites = suites_in(Path(results))
@@ -292,8 +293,11 @@ def report(results, output_dir) -> None:
         _fail(f"error: {e}")
     for sr in suites:
         click.echo(suite_markdown(sr))
+        extra = diagnostics_markdown(sr, Path(results)) if diagnostics else ""
+        if extra:
+            click.echo(extra)
         if output_dir:
-            for path in write_outputs(sr, Path(output_dir)):
+            for path in write_outputs(sr, Path(output_dir), extra):
                 click.echo(f"wrote {path}", err=True)
 
 

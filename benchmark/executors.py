@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from benchmark.api import PlanSession, get_method
 from benchmark.data import DataCache, dataset_info
-from benchmark.runner import STOP_SIGNALS, Outcome, StopRequest, run_one
+from benchmark.runner import STOP_SIGNALS, Outcome, StopRequest, producer_complete, run_one
 from benchmark.spec import ExecSettings, RunSpec
 from benchmark.store import RunDir, RunLocked
 
@@ -54,6 +54,8 @@ def train_size(spec: RunSpec) -> int:
 
 def plan_run(spec: RunSpec, results: Path) -> PlannedRun:
     """What a run would train, found by running its method script against a PlanSession."""
+    if spec.train is None:  # a standalone method: no epochs of a model to plan
+        return PlannedRun(spec, RunDir(results, spec).status(), 0.0, 0)
     n, b = train_size(spec), spec.train.batch_size
     steps_per_epoch = max(n // b if spec.train.drop_last else -(-n // b), 1)
     plan = PlanSession(spec, steps_per_epoch)
@@ -97,7 +99,7 @@ def _progress(total: float, enabled: bool) -> tqdm:
 
 
 def _report(outcome: Outcome, spec: RunSpec) -> None:
-    if outcome.status in ("failed", "locked"):
+    if outcome.status in ("failed", "locked", "blocked"):
         tqdm.write(f"run {spec.run_id} ({spec.label}, seed {spec.seed}) {outcome.status}: {outcome.reason}")
 
 
@@ -118,35 +120,71 @@ def run_local(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings
                     break
             return out
 
-        outcomes += _with_locked_retried(todo, execute, results)
+        outcomes += _with_waits(todo, execute, results)
     return outcomes
 
 
-def _with_locked_retried(todo: Sequence[PlannedRun], execute: Callable[[Sequence[PlannedRun]], list[Outcome]],
-                         results: Path, should_stop: Callable[[], bool] | None = None, poll_s: float = 2.0) -> list[Outcome]:
-    """Execute ``todo``; then wait for the runs another process held: done by it -> skipped, released
-    unfinished (its holder died or failed) -> executed here. No run is ever executed twice at once."""
-    outcomes = execute(todo)
+def dependency_layers(todo: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
+    """Runs grouped so that each group's producers (among ``todo``) lie in earlier groups."""
+    ids = {p.spec.run_id for p in todo}
+    layers: list[list[PlannedRun]] = []
+    placed: set[str] = set()
+    pending = list(todo)
+    while pending:
+        layer = [p for p in pending if all(r not in ids or r in placed for r in p.spec.producers.values())]
+        if not layer:  # cannot happen for validated suites; run the rest and let them report
+            layer = pending
+        layers.append(layer)
+        placed |= {p.spec.run_id for p in layer}
+        pending = [p for p in pending if p not in layer]
+    return layers
+
+
+def _with_waits(todo: Sequence[PlannedRun], execute: Callable[[Sequence[PlannedRun]], list[Outcome]],
+                results: Path, should_stop: Callable[[], bool] | None = None, poll_s: float = 2.0) -> list[Outcome]:
+    """Execute ``todo`` producers first, then wait for what other processes hold:
+
+    - a run another process holds (locked): done by it -> skipped; released unfinished (its holder
+      died or failed) -> executed here. No run is ever executed by two processes at once.
+    - a run whose producer is not complete (blocked): executed once the producer completes; while
+      the producer runs elsewhere it waits; if nobody runs the producer it stays blocked.
+    """
+    stopped = lambda: should_stop is not None and should_stop()  # noqa: E731
+    outcomes = [o for layer in dependency_layers(todo) for o in (execute(layer) if not stopped() else [])]
     by_id = {p.spec.run_id: p for p in todo}
-    locked = [o for o in outcomes if o.status == "locked"]
-    final = [o for o in outcomes if o.status != "locked"]
-    while locked and not (should_stop is not None and should_stop()):
+    waiting = [o for o in outcomes if o.status in ("locked", "blocked")]
+    final = [o for o in outcomes if o.status not in ("locked", "blocked")]
+    while waiting and not stopped():
         time.sleep(poll_s)
         still = []
-        for o in locked:
-            run = RunDir(results, by_id[o.run_id].spec)
+        for o in waiting:
+            plan = by_id[o.run_id]
+            run = RunDir(results, plan.spec)
             if run.is_locked():
                 still.append(o)
             elif run.result() is not None:
                 final.append(Outcome(o.run_id, "skipped", "completed by another process"))
             elif run.failure() is not None:
                 final.append(Outcome(o.run_id, "failed", "failed in another process"))
+            elif o.status == "blocked" and not _producers_ready(plan.spec, results):
+                if any(_locked(results, run_id) for run_id in plan.spec.producers.values()):
+                    still.append(o)  # its producer is running somewhere: wait for it
+                else:
+                    final.append(o)  # nobody runs its producer: it stays blocked
             else:
-                retried = execute([by_id[o.run_id]])
-                still += [r for r in retried if r.status == "locked"]
-                final += [r for r in retried if r.status != "locked"]
-        locked = still
-    return final + locked
+                retried = execute([plan])
+                still += [r for r in retried if r.status in ("locked", "blocked")]
+                final += [r for r in retried if r.status not in ("locked", "blocked")]
+        waiting = still
+    return final + waiting
+
+
+def _producers_ready(spec: RunSpec, results: Path) -> bool:
+    return all(producer_complete(results, run_id) for run_id in spec.producers.values())
+
+
+def _locked(results: Path, run_id: str) -> bool:
+    return RunDir.at(results, run_id).is_locked()
 
 
 def _guarded(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCache,
@@ -251,7 +289,7 @@ def run_pool(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings,
                 _drain(ticks, bar)
                 return out
 
-            outcomes += _with_locked_retried(todo, execute, results, should_stop)
+            outcomes += _with_waits(todo, execute, results, should_stop)
     return outcomes
 
 

@@ -91,7 +91,7 @@ def target_count(density: float, n: int) -> int:
 
 def _keep_top(scores: torch.Tensor, current: torch.Tensor, keep: int) -> torch.Tensor:
     """A mask (shape of ``scores``) keeping the ``keep`` highest-scored weights that ``current`` keeps."""
-    flat_mask = current.reshape(-1)
+    flat_mask = current.reshape(-1).to(scores.device)  # masks may live elsewhere (CPU after a resume)
     kept_now = int(flat_mask.sum())
     if keep > kept_now:
         raise MaskError(f"cannot keep {keep} weights: only {kept_now} are unpruned (masks only shrink)")
@@ -111,7 +111,7 @@ def global_masks(scores: Scores, current: Masks, density: float) -> Masks:
     sizes = [current[n].numel() for n in names]
     keep = target_count(density, sum(sizes))
     flat_scores = torch.cat([scores[n].reshape(-1).to(torch.float64) for n in names])
-    flat_current = torch.cat([current[n].reshape(-1) for n in names])
+    flat_current = torch.cat([current[n].reshape(-1).to(flat_scores.device) for n in names])
     flat = _keep_top(flat_scores, flat_current, keep)
     return {n: part.reshape(current[n].shape) for n, part in zip(names, flat.split(sizes))}
 

@@ -5,6 +5,8 @@ Units are percent throughout (accuracy and sparsity), as papers print them.
 **Matching.** A reference names a method label (and, for swept methods, a variant) and a target
 sparsity; it matches our cell of that label and variant whose target sparsity is nearest, within
 0.06 percentage points (papers round sparsities to two decimals: 1 - 0.8^10 = 89.2626% is "89.26").
+When several levels share that sparsity (the cycles of cyclic training, a retrain at the same
+density), the last level is the cell: it is the method's result.
 
 **Verdict of a cell** (the rule ``bench check`` applies):
 
@@ -66,9 +68,11 @@ def find_cell(ours: pd.DataFrame, label: str, variant: str | None, sparsity: flo
     rows = ours[(ours["label"] == label) & ((ours["variant"] == variant) if variant is not None else True)]
     if rows.empty:
         return None
-    distance = (rows["sparsity"] - sparsity).abs()
-    best = distance.idxmin()
-    return rows.loc[best] if distance[best] <= SPARSITY_MATCH else None
+    distance = (rows["sparsity"] - sparsity).abs().round(9)
+    nearest = rows[distance == distance.min()]
+    if distance.min() > SPARSITY_MATCH:
+        return None
+    return nearest.loc[nearest["level"].astype(int).idxmax()]  # ties (a cycle or a retrain at one sparsity): the last
 
 
 @dataclass(frozen=True)
@@ -251,4 +255,5 @@ def evaluate_claim(claim: Claim, ours: pd.DataFrame) -> ClaimVerdict:
         return ClaimVerdict(claim, "not run", "no sparsity where both sides have results")
     if failures:
         return ClaimVerdict(claim, "fails", "; ".join(failures))
-    return ClaimVerdict(claim, "holds", f"checked at {len(checked)} sparsities ({', '.join(f'{s:.2f}%' for s in checked)})")
+    where = ", ".join(f"{s:.2f}%" for s in checked)
+    return ClaimVerdict(claim, "holds", f"checked at {len(checked)} {'sparsity' if len(checked) == 1 else 'sparsities'} ({where})")

@@ -9,6 +9,7 @@ benchmark.references. Runs are matched to a suite by run id, so ``bench report D
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.diagnostics import mask_iou
 from benchmark.references import ClaimVerdict, Verdict, cells, evaluate_claim, judge_all
 from benchmark.spec import ReferencesSpec, RunSpec
 from benchmark.store import SUITES_DIR, RunDir, atomic_write_json, read_json
@@ -229,13 +231,16 @@ def suite_markdown(sr: SuiteResults) -> str:
     lines = [f"## {sr.name}", ""]
     if sr.meta.get("description"):
         lines += [sr.meta["description"].strip(), ""]
-    if sr.specs:
+    if sr.specs and sr.specs[0].data is not None:
         d, m = sr.specs[0].data, sr.specs[0].model
         resized = f" (resized to {d.resize})" if d.resize else ""
         lines += [f"Dataset `{d.dataset}`{resized}, model `{m.name}`, {sr.specs[0].train.epochs} epochs per level. Runs: "
                   + ", ".join(f"{v} {k}" for k, v in sr.counts.items()) + ".", ""]
     if sr.meta.get("reduced"):
         lines += ["_Reduced profile (CI scale): not comparable with the paper's numbers._", ""]
+    if sr.meta.get("stale_run_ids"):
+        lines += [f"_{sr.meta['stale_run_ids']} runs of this suite were recorded by code with another PROTOCOL_VERSION "
+                  "(benchmark/spec.py): their run ids differ from this code's, so they count as pending here._", ""]
     lines += [f"- {note}" for note in sr.meta.get("notes", [])]
     if sr.meta.get("notes"):
         lines.append("")
@@ -342,6 +347,78 @@ def provenance_line(results: Path, specs: Sequence[RunSpec]) -> str:
             f"code {code}; {wall / 60:.1f} min of run wall time._\n")
 
 
+# --------------------------------------------------------------------------------- diagnostics
+DIAGNOSTICS = ("sign_flips_vs_init", "sign_flips_vs_previous", "mask_iou_previous", "effective_density", "train_flops")
+
+
+def diagnostics_table(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
+    """Per (label, variant, level), the mean over seeds of the per-level diagnostics the runs recorded,
+    and the range of the per-layer densities (a layer far below the rest is one close to collapse)."""
+    rows = []
+    for spec in specs:
+        for level in (RunDir(results, spec).result() or {}).get("levels", []):
+            layers = list((level.get("layer_density") or {}).values())
+            rows.append({"label": spec.label, "variant": spec.variant, "level": level["level"], "density": level["density"],
+                         "epochs_trained": level["epochs_trained"], **{k: level.get(k, math.nan) for k in DIAGNOSTICS},
+                         "layer_density_min": min(layers, default=math.nan), "layer_density_max": max(layers, default=math.nan)})
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).groupby(["label", "variant", "level"], sort=False).mean(numeric_only=True).reset_index()
+
+
+def method_overlap(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
+    """Mask intersection over union between every two methods (same sweep point and seed) at each level
+    both recorded, averaged over seeds: how far IMP's and LRR's masks part ways, level by level."""
+    by_key: dict[tuple[str, int], list[RunSpec]] = {}
+    for spec in specs:
+        if RunDir(results, spec).status() == "complete":
+            by_key.setdefault((spec.variant, spec.seed), []).append(spec)
+    rows = []
+    for (variant, seed), group in by_key.items():
+        for a, b in itertools.combinations(group, 2):
+            ra, rb = RunDir(results, a).records(), RunDir(results, b).records()
+            levels_a = {r["level"] for r in RunDir(results, a).result()["levels"]}
+            for level in sorted(levels_a & {r["level"] for r in RunDir(results, b).result()["levels"]}):
+                try:
+                    iou = mask_iou(ra.masks(level), rb.masks(level))
+                except FileNotFoundError:  # a method without model masks (standalone)
+                    continue
+                rows.append({"a": a.label, "b": b.label, "variant": variant, "level": level, "seed": seed, "iou": iou})
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).groupby(["a", "b", "variant", "level"], sort=False)["iou"].agg(["mean", "size"]).reset_index()
+
+
+def _fmt(x: float, scale: float = 100.0, digits: int = 2) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{scale * x:.{digits}f}"
+
+
+def diagnostics_markdown(sr: SuiteResults, results: Path) -> str:
+    """The per-level diagnostics of Gadhikar & Burkholz 2024 (sign flips, mask overlap) beside the
+    training budget, and the overlap of different methods' masks at the same level."""
+    from tabulate import tabulate
+
+    table = diagnostics_table(results, sr.specs)
+    if table.empty:
+        return ""
+    head = ["method", "level", "density %", "sign flips vs init %", "sign flips vs previous %", "mask IoU vs previous %",
+            "effective density %", "layer density % (min–max)", "epochs", "train FLOPs"]
+    body = [[_name(r.label, r.variant), r.level, _fmt(r.density), _fmt(r.sign_flips_vs_init), _fmt(r.sign_flips_vs_previous),
+             _fmt(r.mask_iou_previous), _fmt(r.effective_density),
+             f"{_fmt(r.layer_density_min)}–{_fmt(r.layer_density_max)}" if not math.isnan(r.layer_density_min) else "",
+             f"{r.epochs_trained:g}", "" if math.isnan(r.train_flops) else f"{r.train_flops:.3g}"] for r in table.itertuples()]
+    lines = [f"### {sr.name}: per-level diagnostics", "", "_Means over seeds. Sign flips count unpruned weights only; "
+             "train FLOPs: 3 x the forward FLOPs (2 per multiply-add) per example trained, at each layer's density._", "",
+             tabulate(body, headers=head, tablefmt="pipe", disable_numparse=True, colalign=("left",) + ("right",) * (len(head) - 1))]
+    overlap = method_overlap(results, sr.specs)
+    if not overlap.empty:
+        lines += ["", f"### {sr.name}: mask overlap between methods (IoU %, same seed and level)", "",
+                  tabulate([[_name(r.a, r.variant), r.b, r.level, _fmt(r.mean), r.size] for r in overlap.itertuples()],
+                           headers=["method", "versus", "level", "IoU %", "seeds"], tablefmt="pipe", disable_numparse=True,
+                           colalign=("left", "left", "right", "right", "right"))]
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------ results folders
 def suites_in(results: Path) -> list[SuiteResults]:
     suites = load_resolved_suites(results)
@@ -350,15 +427,17 @@ def suites_in(results: Path) -> list[SuiteResults]:
     out = []
     for suite in suites:
         specs = [RunSpec.model_validate({k: v for k, v in r.items() if k != "run_id"}) for r in suite["runs"]]
-        out.append(collect(results, suite["name"], specs, suite))
+        stale = sum(r.get("run_id") != s.run_id for r, s in zip(suite["runs"], specs))
+        out.append(collect(results, suite["name"], specs, {**suite, "stale_run_ids": stale}))
     return out
 
 
-def write_outputs(sr: SuiteResults, out_dir: Path) -> list[Path]:
-    """<name>.md, <name>.csv and <name>.png in out_dir."""
+def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "") -> list[Path]:
+    """<name>.md (with ``extra_markdown`` appended), <name>.csv and <name>.png in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for suffix, text in ((".md", suite_markdown(sr)), (".csv", suite_csv(sr))):
+    markdown = suite_markdown(sr) + (f"\n{extra_markdown}" if extra_markdown else "")
+    for suffix, text in ((".md", markdown), (".csv", suite_csv(sr))):
         path = out_dir / f"{sr.name}{suffix}"
         path.write_text(text)
         written.append(path)

@@ -24,19 +24,19 @@ from typing import Any
 
 import torch
 
-from benchmark.api import Interrupted, Session, derive_seed, get_method
+from benchmark.api import Interrupted, Session, StandaloneSession, derive_seed, get_method
 from benchmark.data import DataCache, DeviceLoader
 from benchmark.masks import prunable_parameters
 from benchmark.models import build_model
 from benchmark.spec import ExecSettings, RunSpec
-from benchmark.store import RunDir
+from benchmark.store import RunDir, RunRecords, read_json
 from benchmark.train import Diverged, Trainer
 
 
 @dataclass(frozen=True)
 class Outcome:
     run_id: str
-    status: str  # complete | skipped | failed | locked | interrupted
+    status: str  # complete | skipped | failed | locked | interrupted | blocked (a producer is not complete)
     reason: str = ""
     wall_time_s: float = 0.0
 
@@ -147,7 +147,8 @@ def _git_state() -> dict[str, Any]:
 
 
 def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: DataCache, device: torch.device,
-                  on_epoch: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None) -> Session:
+                  on_epoch: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                  producers: dict[str, RunRecords] | None = None) -> Session:
     """Data, model (initialised from the run's seed), trainer and Session of a run."""
     prepared = data.get(spec.data, settings.data_root)
     torch.manual_seed(derive_seed(spec.seed, "init"))
@@ -166,7 +167,30 @@ def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: Data
     )
     return Session(spec, trainer, prunable, run, num_classes=prepared.num_classes,
                    checkpoint_every=settings.checkpoint_every, checkpoint_interval_s=settings.checkpoint_interval_s,
-                   on_epoch=on_epoch, should_stop=should_stop)
+                   on_epoch=on_epoch, should_stop=should_stop, producers=producers)
+
+
+def _run_standalone(spec: RunSpec, run: RunDir, method: type, settings: ExecSettings, started: float) -> Outcome:
+    """A standalone method's run: no data, model or checkpoint; it restarts from scratch if killed."""
+    with run.lock():
+        configure_torch(settings)
+        run.start(provenance(settings, torch.device("cpu")))
+        session = StandaloneSession(spec, run)
+        try:
+            method().run(session, method.Params.model_validate(spec.params))
+        except Exception as e:  # noqa: BLE001 - a broken run must not stop the suite
+            run.fail(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+            return Outcome(spec.run_id, "failed", f"{type(e).__name__}: {e}", time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        run.update_provenance(wall_time_s=wall)
+        run.complete({"suite": spec.suite, "label": spec.label, "method": spec.method, "seed": spec.seed,
+                      "levels": session.levels, "epochs_trained": session.epochs_trained, "wall_time_s": wall, "device": "cpu"})
+    return Outcome(spec.run_id, "complete", wall_time_s=wall)
+
+
+def producer_complete(results: Path, run_id: str) -> bool:
+    result = read_json(Path(results) / run_id / "result.json")
+    return isinstance(result, dict) and result.get("run_id") == run_id
 
 
 def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCache | None = None,
@@ -179,18 +203,24 @@ def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCach
     run = RunDir(results, spec)
     if run.result() is not None:
         return Outcome(spec.run_id, "skipped")
+    waiting = [f"{role} from run {run_id}" for role, run_id in spec.producers.items() if not producer_complete(results, run_id)]
+    if waiting:
+        return Outcome(spec.run_id, "blocked", "waiting for " + ", ".join(waiting))
+    producers = {role: RunRecords(Path(results) / run_id) for role, run_id in spec.producers.items()}
     started = time.perf_counter()
+    method = get_method(spec.method)
+    if method.standalone:
+        return _run_standalone(spec, run, method, settings, started)
     with run.lock():
         configure_torch(settings)
         device = resolve_device(settings.device)
-        session = build_session(spec, run, settings, data or DataCache(), device, on_epoch, should_stop)
+        session = build_session(spec, run, settings, data or DataCache(), device, on_epoch, should_stop, producers)
         state = run.load_checkpoint()
         if state is not None:
             run.resume(state["metrics_count"], provenance(settings, device))
             session.load_state_dict(state)
         else:
             run.start(provenance(settings, device))
-        method = get_method(spec.method)
         try:
             method().run(session, method.Params.model_validate(spec.params))
         except Interrupted as e:

@@ -147,3 +147,14 @@ def synflow(ctx: ScoreContext) -> Scores:
     weights = [params[name] for name in ctx.params]
     grads = torch.autograd.grad(net(ones).sum(), weights)
     return {name: (g * w).detach().abs() for name, g, w in zip(ctx.params, grads, weights)}
+
+
+@register_scorer("mask_of")
+def mask_of(ctx: ScoreContext) -> Scores:
+    """The ``masks`` producer's mask at this level as scores (1 kept, 0 pruned): pruning to the
+    producer's density then keeps exactly its mask. For "IMP with the LRR mask" and the like; the
+    suite entry names the producer (``from: {masks: lrr}``) and prunes on the producer's schedule."""
+    if "masks" not in ctx.producers:
+        raise ValueError("scorer mask_of needs a masks producer: give the suite entry `from: {masks: LABEL}`")
+    masks = ctx.producers["masks"].masks(ctx.level)
+    return {name: masks[name].to(device=p.device, dtype=torch.float32) for name, p in ctx.params.items()}

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark.executors import PlannedRun
+from benchmark.executors import PlannedRun, dependency_layers
 from benchmark.runner import run_one, stop_on_signals
 from benchmark.spec import ExecSettings, RunSpec
 
@@ -77,12 +77,25 @@ def make_executor(folder: Path, params: dict[str, Any], cluster: str | None = No
 
 
 def submit(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings, executor) -> list[Any]:
-    """Submit every plan as one task of a job array; returns the submitit jobs."""
+    """Submit the plans as job arrays, one per dependency layer: a layer of runs that take another
+    run's masks or signs starts after the layer of its producers has ended (SLURM ``afterany``; a
+    consumer whose producer failed then ends at once, blocked). Returns the submitit jobs."""
+    import submitit
+
     task = RunTask()
-    jobs = []
-    with executor.batch():
-        for p in plans:
-            jobs.append(executor.submit(task, p.spec.model_dump_json(), str(results), settings.model_dump_json()))
+    jobs: list[Any] = []
+    previous: list[Any] = []
+    for layer in dependency_layers(plans):
+        if previous and isinstance(executor, submitit.LocalExecutor):
+            for job in previous:  # no scheduler to hold the next array back: wait here
+                job.wait()
+        elif previous:
+            arrays = sorted({str(job.job_id).split("_")[0] for job in previous})
+            executor.update_parameters(slurm_additional_parameters={"dependency": "afterany:" + ":".join(arrays)})
+        with executor.batch():
+            layer_jobs = [executor.submit(task, p.spec.model_dump_json(), str(results), settings.model_dump_json()) for p in layer]
+        jobs += layer_jobs
+        previous = layer_jobs
     return jobs
 
 

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# Bump when a code change alters the results of an unchanged spec: every run id changes with it.
-PROTOCOL_VERSION = 1
+# Bump when a code change alters the results of an unchanged spec, or what its checkpoints mean (the
+# operation numbers a resumed run replays to): every run id changes with it.
+# 2: the iterative methods gained sign operations (set_signs, flip_signs) after every prune.
+PROTOCOL_VERSION = 2
 
 
 class StrictModel(BaseModel):
@@ -199,7 +201,8 @@ class GoldenFile(StrictModel):
 
 
 # -------------------------------------------------------------------------------------------- suite
-RESERVED_METHOD_KEYS = ("name", "label", "train", "prune", "sweep")
+RESERVED_METHOD_KEYS = ("name", "label", "train", "prune", "sweep", "from")
+PRODUCER_ROLES = ("masks", "signs")  # what a run may take, level by level, from another run of its suite
 
 
 class SuiteSpec(StrictModel):
@@ -208,9 +211,9 @@ class SuiteSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     notes: list[str] = Field(default_factory=list, description="protocol choices and deviations, shown in reports")
-    data: DataSpec
-    model: ModelSpec
-    train: TrainSpec
+    data: DataSpec | None = None  # required unless every method is standalone (does its own training)
+    model: ModelSpec | None = None
+    train: TrainSpec | None = None
     prune: PruneSpec = PruneSpec()
     methods: list[dict[str, Any]] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
@@ -232,13 +235,14 @@ class RunSpec(StrictModel):
     suite: str
     label: str
     variant: str = ""  # the sweep point ("density=0.1"); like the label, not part of the protocol
-    data: DataSpec
-    model: ModelSpec
-    train: TrainSpec
-    prune: PruneSpec
+    data: DataSpec | None  # None for a standalone method
+    model: ModelSpec | None
+    train: TrainSpec | None
+    prune: PruneSpec | None
     method: str
     params: dict[str, Any]
     seed: int
+    producers: dict[str, str] = Field(default_factory=dict, description="role -> run id of the run it takes masks/signs from")
 
     def protocol(self) -> dict[str, Any]:
         """Everything that changes the numbers; the suite name, label and variant name do not.

@@ -74,16 +74,22 @@ class RunLocked(RuntimeError):
 class RunDir:
     """The records of one run. Implements benchmark.api.Recorder."""
 
-    def __init__(self, results: Path, spec: RunSpec) -> None:
+    def __init__(self, results: Path, spec: RunSpec | None, run_id: str | None = None) -> None:
         self.spec = spec
-        self.path = Path(results) / spec.run_id
+        self.run_id = spec.run_id if spec is not None else run_id
+        self.path = Path(results) / self.run_id
         self._metrics = self.path / "metrics.jsonl"
         self._metrics_count: int | None = None
+
+    @classmethod
+    def at(cls, results: Path, run_id: str) -> RunDir:
+        """A run directory known only by its id (status and lock queries; no spec needed)."""
+        return cls(results, None, run_id)
 
     # ---- status
     def result(self) -> dict[str, Any] | None:
         result = read_json(self.path / "result.json")
-        return result if isinstance(result, dict) and result.get("run_id") == self.spec.run_id else None
+        return result if isinstance(result, dict) and result.get("run_id") == self.run_id else None
 
     def failure(self) -> dict[str, Any] | None:
         return read_json(self.path / "failed.json")
@@ -123,10 +129,10 @@ class RunDir:
             (self.path / "failed.json").unlink()
 
     def complete(self, result: dict[str, Any]) -> None:
-        atomic_write_json(self.path / "result.json", {"run_id": self.spec.run_id, **result})
+        atomic_write_json(self.path / "result.json", {"run_id": self.run_id, **result})
 
     def fail(self, reason: str) -> None:
-        atomic_write_json(self.path / "failed.json", {"run_id": self.spec.run_id, "reason": reason, "time": time.time()})
+        atomic_write_json(self.path / "failed.json", {"run_id": self.run_id, "reason": reason, "time": time.time()})
 
     def update_provenance(self, **fields: Any) -> None:
         current = read_json(self.path / "provenance.json") or {}
@@ -159,7 +165,13 @@ class RunDir:
         atomic_torch_save(self.path / "masks" / f"level_{level:03d}.pt", packed)
 
     def load_masks(self, level: int) -> dict[str, Any]:
-        return torch.load(self.path / "masks" / f"level_{level:03d}.pt", weights_only=True)
+        return self.records().packed("masks", level)
+
+    def records(self) -> RunRecords:
+        return RunRecords(self.path)
+
+    def save_signs(self, level: int, packed: dict[str, Any]) -> None:
+        atomic_torch_save(self.path / "signs" / f"level_{level:03d}.pt", packed)
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         folder = self.path / "checkpoints"
@@ -205,9 +217,9 @@ class RunDir:
             except FileExistsError:
                 holder = read_json(lock)
                 if holder is None and _age(lock) < 30:  # being written by its creator right now
-                    raise RunLocked(f"run {self.spec.run_id} is being taken by another process") from None
+                    raise RunLocked(f"run {self.run_id} is being taken by another process") from None
                 if holder is not None and _alive(holder):
-                    raise RunLocked(f"run {self.spec.run_id} is held by pid {holder.get('pid')} on {holder.get('host')}") from None
+                    raise RunLocked(f"run {self.run_id} is held by pid {holder.get('pid')} on {holder.get('host')}") from None
                 with contextlib.suppress(FileNotFoundError):
                     lock.unlink()
                 continue
@@ -219,7 +231,7 @@ class RunDir:
                 with contextlib.suppress(FileNotFoundError):
                     lock.unlink()
             return
-        raise RunLocked(f"could not take the lock of run {self.spec.run_id}")
+        raise RunLocked(f"could not take the lock of run {self.run_id}")
 
 
 def _age(path: Path) -> float:
@@ -240,6 +252,30 @@ def _alive(holder: dict[str, Any]) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class RunRecords:
+    """Read-only access to a finished run's level records (for runs that consume another's masks or signs)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def packed(self, kind: str, level: int) -> dict[str, Any]:
+        path = self.path / kind / f"level_{level:03d}.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no {kind} recorded for level {level}")
+        return torch.load(path, weights_only=True)
+
+    def masks(self, level: int) -> dict[str, torch.Tensor]:
+        from benchmark.masks import unpack
+
+        return unpack(self.packed("masks", level))
+
+    def signs(self, level: int) -> dict[str, torch.Tensor]:
+        """True where the producer's weight was negative at the end of that level."""
+        from benchmark.masks import unpack
+
+        return unpack(self.packed("signs", level))
 
 
 def find_results(results: Path) -> list[dict[str, Any]]:

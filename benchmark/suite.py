@@ -15,7 +15,7 @@ import itertools
 import types
 import typing
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from benchmark.api import Method, UnknownName, get_method, get_scorer
 from benchmark.data import DatasetError, dataset_info, expected_shape
 from benchmark.masks import MaskError, allocation_names, prunable_parameters
 from benchmark.models import ModelError, build_model, check_model
-from benchmark.spec import RESERVED_METHOD_KEYS, GoldenFile, PruneSpec, ReferencesSpec, RunSpec, SuiteSpec, TrainSpec
+from benchmark.spec import PRODUCER_ROLES, RESERVED_METHOD_KEYS, GoldenFile, PruneSpec, ReferencesSpec, RunSpec, SuiteSpec, TrainSpec
 
 
 class SuiteError(ValueError):
@@ -179,6 +179,7 @@ class ResolvedMethod:
     train: TrainSpec
     prune: PruneSpec
     variants: list[tuple[str, dict[str, Any]]]  # (variant name, validated params) per sweep point
+    producers: dict[str, str] = field(default_factory=dict)  # role -> label of the producing entry
 
 
 @dataclass(frozen=True)
@@ -194,16 +195,43 @@ class Suite:
         return self.spec.name
 
     def runs(self) -> list[RunSpec]:
-        """One RunSpec per method entry, sweep point and seed, in suite order."""
-        out = []
-        for m in self.methods:
+        """One RunSpec per method entry, sweep point and seed, in suite order. A run that takes masks
+        or signs from another entry names the producer's run of the same seed (and sweep point)."""
+        by_label = {m.label: m for m in self.methods}
+        ids: dict[tuple[str, str, int], str] = {}
+        out: dict[tuple[str, str, int], RunSpec] = {}
+        for m in _producers_first(self.methods):
             for variant, params in m.variants:
                 for seed in self.spec.seeds:
-                    out.append(RunSpec(
+                    producers = {role: ids[(label, _producer_variant(by_label[label], variant), seed)]
+                                 for role, label in m.producers.items()}
+                    spec = RunSpec(
                         suite=self.name, label=m.label, variant=variant, data=self.spec.data, model=self.spec.model,
-                        train=m.train, prune=m.prune, method=m.method.name, params=params, seed=seed,
-                    ))
-        return out
+                        train=m.train, prune=m.prune, method=m.method.name, params=params, seed=seed, producers=producers,
+                    )
+                    ids[(m.label, variant, seed)] = spec.run_id
+                    out[(m.label, variant, seed)] = spec
+        return [out[(m.label, v, seed)] for m in self.methods for v, _ in m.variants for seed in self.spec.seeds]
+
+
+def _producers_first(methods: Sequence[ResolvedMethod]) -> list[ResolvedMethod]:
+    """Entries ordered so that every producer comes before its consumers; entries in a cycle (or
+    waiting on a missing producer) are left out, which validation reports."""
+    done: list[ResolvedMethod] = []
+    pending = list(methods)
+    while pending:
+        ready = [m for m in pending if all(label in {d.label for d in done} for label in m.producers.values())]
+        if not ready:
+            break
+        done += ready
+        pending = [m for m in pending if m not in ready]
+    return done
+
+
+def _producer_variant(producer: ResolvedMethod, variant: str) -> str:
+    """The producer's sweep point for a consumer's: the same one, or the producer's only one."""
+    names = [v for v, _ in producer.variants]
+    return variant if variant in names else names[0]
 
 
 def load_suite(path: str | Path, *, reduced: bool = False, overrides: Sequence[str] = ()) -> Suite:
@@ -232,6 +260,8 @@ def load_suite(path: str | Path, *, reduced: bool = False, overrides: Sequence[s
     if spec is not None and not errors:
         _check_prunable(spec, methods, raw, errors)
     labels = [m.label for m in methods]
+    if not errors:
+        _check_producers(methods, raw, errors)
     for label in {lb for lb in labels if labels.count(lb) > 1}:
         errors.append(f"{_where(raw, ('methods',))}: methods: label {label!r} used twice; give entries distinct 'label:'s")
     if errors:
@@ -265,6 +295,8 @@ def _with_golden(spec: SuiteSpec, path: Path) -> SuiteSpec:
 
 
 def _check_references(spec: SuiteSpec, raw: MarkedDict, errors: list[str]) -> None:
+    if spec.data is None or spec.model is None:
+        return
     try:
         dataset_info(spec.data.dataset)
     except DatasetError as e:
@@ -294,7 +326,12 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
     label = str(entry.get("label", method.name))
     n_errors = len(errors)
     train = prune = None
-    if parts:
+    if parts and not method.standalone and any(raw.get(k) is None for k in ("data", "model", "train")):
+        missing = [k for k in ("data", "model", "train") if raw.get(k) is None]
+        errors.append(f"{_where(raw, loc)}: methods[{i}] ({label}): method {method.name!r} trains a model and needs "
+                      f"the suite's {', '.join(missing)}")
+        parts = False
+    if parts and not method.standalone:
         train = _validate_part(TrainSpec, merge(raw["train"], entry.get("train", {})), raw, (*loc, "train"), ("train",), errors)
         prune = _validate_part(PruneSpec, merge(raw.get("prune", {}), entry.get("prune", {})), raw, (*loc, "prune"), ("prune",), errors)
         if prune is not None and method.prunes:
@@ -316,18 +353,70 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
             break
         variant = ",".join(f"{k}={v}" for k, v in point.items())
         variants.append((variant, validated.model_dump(mode="json")))
+    producers = _parse_from(entry.get("from"), raw, loc, errors)
     if len(errors) > n_errors or not parts:
         return None
-    return ResolvedMethod(label, method, train, prune, variants)
+    return ResolvedMethod(label, method, train, prune, variants, producers)
+
+
+def _parse_from(value: Any, raw: MarkedDict, loc: tuple, errors: list[str]) -> dict[str, str]:
+    if value is None:
+        return {}
+    where = _where(raw, (*loc, "from"))
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        errors.append(f"{where}: {_dotted((*loc, 'from'))}: a mapping of role ({', '.join(PRODUCER_ROLES)}) -> method label")
+        return {}
+    for role in value:
+        if role not in PRODUCER_ROLES:
+            errors.append(f"{where}: {_dotted((*loc, 'from'))}: unknown role {role!r}{_suggest(str(role), PRODUCER_ROLES)} "
+                          f"(roles: {', '.join(PRODUCER_ROLES)})")
+    return {str(k): v for k, v in value.items()}
+
+
+def _check_producers(methods: list[ResolvedMethod], raw: MarkedDict, errors: list[str]) -> None:
+    """Producers exist, form no cycle, and a mask producer prunes on the consumer's schedule."""
+    by_label = {m.label: m for m in methods}
+    for i, m in enumerate(methods):
+        where = _where(raw, ("methods", i, "from"))
+        for role, label in m.producers.items():
+            producer = by_label.get(label)
+            if producer is None:
+                errors.append(f"{where}: methods[{i}].from.{role}: no method entry labelled {label!r}"
+                              f"{_suggest(label, list(by_label))}")
+                continue
+            if len(producer.variants) > 1 and any(v not in {pv for pv, _ in producer.variants} for v, _ in m.variants):
+                errors.append(f"{where}: methods[{i}].from.{role}: {label!r} has several sweep points and not {m.label!r}'s")
+            if role == "masks":
+                theirs, ours = _schedule(producer), _schedule(m)
+                if theirs != ours:
+                    errors.append(f"{where}: methods[{i}].from.masks: {m.label!r} prunes to {ours} but {label!r} to {theirs}; "
+                                  "a run can only take the masks of a run with the same density schedule")
+                if m.prune.allocation != "global":
+                    errors.append(f"{where}: methods[{i}].from.masks: needs prune.allocation: global (the producer's "
+                                  "mask is taken whole, whatever its per-layer split)")
+    if not errors and len(_producers_first(methods)) < len(methods):
+        stuck = [m.label for m in methods if m not in _producers_first(methods)]
+        errors.append(f"{_where(raw, ('methods',))}: methods: entries take masks/signs from each other in a cycle: {', '.join(stuck)}")
+
+
+def _schedule(m: ResolvedMethod) -> list[list[float]] | None:
+    out = []
+    for _, params in m.variants:
+        densities = m.method.Params.model_validate(params)
+        out.append([round(d, 12) for d in densities.level_densities()] if hasattr(densities, "level_densities") else None)
+    return out
+
 
 
 def _check_prunable(spec: SuiteSpec, methods: list[ResolvedMethod], raw: MarkedDict, errors: list[str]) -> None:
     """Every pruning method's prunable selection matches weights of the suite's model (built on the meta device)."""
+    if spec.data is None or spec.model is None:
+        return
     classes, shape = expected_shape(spec.data)
     with torch.device("meta"):
         model = build_model(spec.model, classes, shape)
     for i, m in enumerate(methods):
-        if not m.method.prunes:
+        if not m.method.prunes or m.method.standalone:
             continue
         where = _where(raw, ("methods", i, "prune", "prunable"), ("prune", "prunable"))
         try:

@@ -54,6 +54,7 @@ class EpochStats:
     train_accuracy: float
     lr: float  # of the epoch's last step
     seconds: float = 0.0  # wall time of these steps (since the resume, for a resumed epoch)
+    examples: int = 0  # training examples the epoch's steps saw
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ class Trainer:
         if not math.isfinite(mean_loss):
             raise Diverged(f"non-finite training loss ({mean_loss}) in epoch {epoch}, steps {epoch_first}-{end}")
         return EpochStats(epoch, epoch_first, end, end == (epoch + 1) * spe, mean_loss, int(correct) / max(seen, 1), lr,
-                          time.perf_counter() - started)
+                          time.perf_counter() - started, seen)
 
     @torch.no_grad()
     def evaluate(self, loader: DeviceLoader | None = None) -> dict[str, float]:

@@ -1,3 +1,3 @@
 """The built-in pruning methods, each registered against benchmark.api."""
 
-from methods import dense, imp, lrr, oneshot, pai  # noqa: F401
+from methods import cyclic, dense, imp, lrr, oneshot, pai, single_neuron  # noqa: F401

@@ -5,7 +5,8 @@ and Frankle et al. 2020 ("Linear Mode Connectivity and the LTH"; rewind to an ea
 training, e.g. ``rewind: 500it`` or the end of warmup ``rewind: 10ep``). After every prune the
 parts named in ``restore`` return to their values at the rewind point and training resumes from
 that point of the schedule. The scorer is the suite's (magnitude by default; ``random`` gives the
-iterative-random-pruning ablation trained IMP-style).
+iterative-random-pruning ablation, ``mask_of`` with ``from: {masks: lrr}`` IMP on LRR's masks).
+``signs: producer`` with ``from: {signs: lrr}`` rewinds to |w_rewind| * sign(w_LRR at that level).
 """
 
 from benchmark.api import IterativeParams, Method, Restorable, Session, register_method
@@ -26,5 +27,7 @@ class IMP(Method):
         for level, density in enumerate(p.level_densities(), start=1):
             s.prune(s.score(), density=density)
             s.restore("rewind", what=p.restore)
+            s.set_signs(p.signs)
+            s.flip_signs(p.flip_signs)
             s.train(start=p.rewind)
             s.record(level)

@@ -4,9 +4,12 @@ Renda, Frankle & Carbin 2020 ("Comparing Rewinding and Fine-tuning"): after ever
 trained weights and replay the learning-rate schedule from epoch T - t (``retrain_from``).
 Gadhikar & Burkholz 2024 ("Masks, Signs, and Learning Rate Rewinding"): replay the whole schedule
 (``retrain_from: 0ep``, the default) with the momentum buffers carried over (``keep_momentum``).
+Their ablations are options: ``restore: [bn_affine, bn_stats, optimizer]`` with ``rewind: 10ep``
+(LRR with BN rewinding), ``signs: init`` (signs reset to the initial ones), ``flip_signs: p``
+(sign perturbation), ``mask_of`` scorer with ``from: {masks: imp}`` (LRR on IMP's masks).
 """
 
-from benchmark.api import IterativeParams, Method, Session, register_method
+from benchmark.api import IterativeParams, Method, Restorable, Session, register_method
 from benchmark.spec import Point
 
 
@@ -15,13 +18,22 @@ class LRR(Method):
     class Params(IterativeParams):
         retrain_from: Point = Point(epoch=0)
         keep_momentum: bool = True
+        rewind: Point = Point(epoch=0)  # where the parts named in ``restore`` are saved
+        restore: tuple[Restorable, ...] = ()
 
     def run(self, s: Session, p: Params) -> None:
-        s.train()
+        s.train(stop=p.rewind)
+        if p.restore:
+            s.snapshot("rewind")
+        s.train(start=p.rewind)
         s.record(0)
         for level, density in enumerate(p.level_densities(), start=1):
             s.prune(s.score(), density=density)
+            if p.restore:
+                s.restore("rewind", what=p.restore)
             if not p.keep_momentum:
                 s.reset_optimizer()
+            s.set_signs(p.signs)
+            s.flip_signs(p.flip_signs)
             s.train(start=p.retrain_from)
             s.record(level)

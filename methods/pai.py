@@ -14,10 +14,7 @@ and ``init_test_loss`` (a collapsed mask shows there as chance accuracy before a
 
 from pydantic import Field
 
-from benchmark.api import Method, MethodParams, Session, register_method
-
-# Rounds a scorer is iterated for when the suite does not say (Tanaka et al.: 100 for SynFlow, 1 otherwise).
-DEFAULT_ROUNDS = {"synflow": 100}
+from benchmark.api import Method, MethodParams, Session, prune_in_rounds, register_method
 
 
 @register_method("pai")
@@ -28,10 +25,7 @@ class PaI(Method):
         examples: int | None = Field(None, ge=1, description="snip/grasp: training examples scored (default 10 per class)")
 
     def run(self, s: Session, p: Params) -> None:
-        rounds = p.rounds or DEFAULT_ROUNDS.get(s.spec.prune.scorer, 1)
-        options = {"examples": p.examples} if p.examples else {}
-        for k in range(1, rounds + 1):
-            s.prune(s.score(**options), density=p.density ** (k / rounds))
+        prune_in_rounds(s, p.density, p.rounds, **({"examples": p.examples} if p.examples else {}))
         untrained = s.evaluate()
         s.train()
         s.record(0, **{f"init_test_{key}": value for key, value in untrained.items()})

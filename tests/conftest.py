@@ -64,22 +64,26 @@ def spec_factory():
     return tiny_spec
 
 
-TINY_SUITE = """\
-name: tiny
+def synthetic_suite(name: str, methods: str, *, hidden: str = "[16]", train_size: int = 128, epochs: int = 2,
+                    batch_size: int = 32, lr: float = 0.1, seeds: str = "[0, 1]") -> str:
+    """Suite YAML on synthetic 1x8x8 images with a small MLP; ``methods`` is the YAML list's lines."""
+    return f"""\
+name: {name}
 data:
   dataset: synthetic
-  synthetic: {channels: 1, size: 8, classes: 4, train_size: 128, test_size: 64}
-model: {name: lenet_300_100, options: {hidden: [16]}}
+  synthetic: {{channels: 1, size: 8, classes: 4, train_size: {train_size}, test_size: 64}}
+model: {{name: lenet_300_100, options: {{hidden: {hidden}}}}}
 train:
-  epochs: 2
-  batch_size: 32
-  optimizer: {name: sgd, lr: 0.1, momentum: 0.9}
-  schedule: {name: cosine, unit: step}
+  epochs: {epochs}
+  batch_size: {batch_size}
+  optimizer: {{name: sgd, lr: {lr}, momentum: 0.9}}
+  schedule: {{name: cosine, unit: step}}
 methods:
-  - name: dense
-  - {name: lrr, levels: 2, fraction: 0.5}
-seeds: [0, 1]
+{methods}seeds: {seeds}
 """
+
+
+TINY_SUITE = synthetic_suite("tiny", "  - name: dense\n  - {name: lrr, levels: 2, fraction: 0.5}\n")
 
 
 def bench_process(*args: str) -> subprocess.Popen:

@@ -95,3 +95,10 @@ def test_parse_claim_structure():
         parse_claim("1 >= 2")
     with pytest.raises(ClaimError, match="expected 'at"):
         parse_claim("lrr >= imp when 90")
+
+
+def test_a_reference_at_a_sparsity_several_levels_share_matches_the_last_level():
+    cyclic = cells(table([("cyclic", "", 0, 50.0, 80.0, 0.1, 3), ("cyclic", "", 1, 50.0, 84.0, 0.1, 3),
+                          ("cyclic", "", 2, 50.0, 85.0, 0.1, 3)]))
+    v = judge(ref(method="cyclic", sparsity=50.0, mean=85.0, std=0.1), cyclic, TOL)
+    assert v.verdict == "reproduced" and v.ours_mean == pytest.approx(85.0)  # the final cycle, not the first

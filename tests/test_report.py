@@ -195,3 +195,39 @@ def test_compare(tmp_path):
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in out.output.splitlines()[2:] if line.startswith("|")]
     assert out.exit_code == 0 and len(rows) == 7
     assert ["made_up", "lrr", "2", "88.50 ± 0.71", "88.50 ± 0.71", "+0.00"] in rows
+
+
+def test_diagnostics_show_the_recorded_values_and_the_overlap_between_methods(tmp_path):
+    from benchmark.report import diagnostics_table, method_overlap
+    from tests.methods.test_ablations import SUITE as SWAPS
+
+    path = tmp_path / "swaps.yaml"
+    path.write_text(SWAPS.replace("seeds: [0, 1]", "seeds: [0]"))
+    runs = load_suite(path).runs()
+    assert CliRunner().invoke(main, ["run", str(path), "--results", str(tmp_path / "r"), "--no-progress"]).exit_code == 0
+    overlap = method_overlap(tmp_path / "r", runs)
+    swapped = overlap[(overlap["a"] == "imp_lrr_mask") & (overlap["b"] == "lrr")]
+    assert list(swapped["level"]) == [0, 1, 2, 3] and (swapped["mean"] == 1.0).all()  # the very same masks
+    assert (overlap[overlap["level"] == 0]["mean"] == 1.0).all()  # level 0: every method is dense
+    table = diagnostics_table(tmp_path / "r", runs)
+    lrr = next(r for r in runs if r.label == "lrr")
+    recorded = [lv["sign_flips_vs_init"] for lv in RunDir(tmp_path / "r", lrr).result()["levels"]]
+    assert list(table[table["label"] == "lrr"]["sign_flips_vs_init"]) == recorded
+    out = CliRunner().invoke(main, ["report", str(tmp_path / "r"), "--diagnostics", "-o", str(tmp_path / "out")])
+    assert out.exit_code == 0, out.output
+    assert "per-level diagnostics" in out.output
+    rows = [line.split("|") for line in out.output.splitlines() if line.startswith("| imp_lrr_mask | lrr ")]
+    assert [(int(r[3]), r[4].strip()) for r in rows] == [(level, "100.00") for level in range(4)]
+    assert "mask overlap between methods" in (tmp_path / "out" / "swaps.md").read_text()
+
+
+def test_records_of_another_protocol_version_are_named_not_mixed_in(tmp_path, monkeypatch):
+    from benchmark import spec as spec_module
+    from benchmark.report import save_resolved_suite, suites_in
+
+    _, suite, results = fake_results(tmp_path)
+    save_resolved_suite(results, suite.name, suite.runs(), {})
+    assert "PROTOCOL_VERSION" not in suite_markdown(suites_in(results)[0])
+    monkeypatch.setattr(spec_module, "PROTOCOL_VERSION", spec_module.PROTOCOL_VERSION + 1)  # the code moved on
+    (sr,) = suites_in(results)
+    assert sr.counts == {"pending": 6} and "6 runs of this suite were recorded by code with another PROTOCOL_VERSION" in suite_markdown(sr)

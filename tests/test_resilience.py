@@ -11,7 +11,7 @@ import pytest
 from benchmark.runner import run_one, stop_on_signals
 from benchmark.spec import ExecSettings
 from benchmark.store import RunDir
-from tests.conftest import bench_process, tiny_spec
+from tests.conftest import bench_process, synthetic_suite, tiny_spec
 
 IMP = dict(method="imp", params={"levels": 2, "rewind": "3it", "fraction": 0.4},
            model={"name": "resnet20", "options": {"width": 4}})
@@ -78,21 +78,8 @@ def test_stop_on_signals_restores_handlers():
     assert signal.getsignal(signal.SIGUSR1) is before
 
 
-SLOW_SUITE = """\
-name: slowish
-data:
-  dataset: synthetic
-  synthetic: {channels: 1, size: 8, classes: 4, train_size: 2048, test_size: 64}
-model: {name: lenet_300_100, options: {hidden: [64, 32]}}
-train:
-  epochs: 8
-  batch_size: 16
-  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
-  schedule: {name: cosine, unit: step}
-methods:
-  - {name: lrr, levels: 2, fraction: 0.5}
-seeds: [0]
-"""
+SLOW_SUITE = synthetic_suite("slowish", "  - {name: lrr, levels: 2, fraction: 0.5}\n", hidden="[64, 32]", train_size=2048,
+                             epochs=8, batch_size=16, lr=0.05, seeds="[0]")
 
 
 def wait_for_epochs(results: Path, n: int, timeout: float = 120) -> None:

@@ -141,7 +141,9 @@ def test_checkpoint_interval_limits_mid_level_checkpoints(tmp_path, monkeypatch)
     monkeypatch.setattr(RunDir, "save_checkpoint", lambda self, state: saved.append((state["op"], state["step"])))
     spec = tiny_spec(method="lrr", params={"levels": 1})
     run_one(spec, tmp_path / "a", ExecSettings(checkpoint_every=1, checkpoint_interval_s=0))
-    assert saved == [(0, 8), (2, None), (4, 8), (6, None)]  # mid-level after epoch 0, and every level end
+    # LRR's operations: 0 train(stop=rewind), 1 train, 2 record, 3 score, 4 prune, 5 set_signs, 6 flip_signs,
+    # 7 train, 8 record; a checkpoint names the operation to resume (and the step inside a train)
+    assert saved == [(1, 8), (3, None), (7, 8), (9, None)]  # mid-level after epoch 0, and every level end
     saved.clear()
     run_one(spec, tmp_path / "b", ExecSettings(checkpoint_every=1, checkpoint_interval_s=3600))
-    assert saved == [(2, None), (6, None)]  # level ends only
+    assert saved == [(3, None), (9, None)]  # level ends only

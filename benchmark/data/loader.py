@@ -79,6 +79,13 @@ class DeviceLoader:
         return self.images.shape[0]
 
     @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """One image as the model sees it in training (after a resized crop, if any)."""
+        c, h, w = self.images.shape[1:]
+        side = self.augment.random_resized_crop
+        return (c, side, side) if side else (c, h, w)
+
+    @property
     def steps_per_epoch(self) -> int:
         n, b = len(self), self.batch_size
         return n // b if self.drop_last else -(-n // b)

@@ -1,0 +1,79 @@
+"""Per-level diagnostics of iterative pruning: signs, mask overlap and training cost.
+
+- **Sign flips**: the fraction of the currently unpruned weights whose sign differs from a reference
+  (the initialisation, or the end of the previous level). A weight's sign is stored as one bit,
+  "negative", so a level's signs cost what its mask costs.
+- **Mask overlap**: intersection over union of two masks (previous level; another method's run).
+- **Training FLOPs**: 3 x the forward FLOPs per example (backward ~ 2 x forward), with every prunable
+  layer's multiply-accumulates scaled by its density (the ideal sparse cost; non-prunable conv and
+  linear layers count dense; norm layers, activations and pooling are not counted).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from benchmark.masks import Masks
+
+Signs = dict[str, torch.Tensor]  # name -> bool tensor, True where the weight is negative
+
+_CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def negative(params: Mapping[str, torch.Tensor]) -> Signs:
+    return {name: (p.detach() < 0).cpu() for name, p in params.items()}
+
+
+def sign_flip_fraction(now: Signs, reference: Signs, masks: Masks) -> float:
+    """Fraction of the unpruned weights whose sign differs between ``now`` and ``reference``."""
+    flipped = kept = 0
+    for name, mask in masks.items():
+        m = mask.cpu()
+        flipped += int((now[name] != reference[name])[m].sum())
+        kept += int(m.sum())
+    return flipped / kept if kept else 0.0
+
+
+def mask_iou(a: Masks, b: Masks) -> float:
+    """|a and b| / |a or b| over all tensors (1.0 for two empty masks)."""
+    inter = sum(int((a[n].cpu() & b[n].cpu()).sum()) for n in a)
+    union = sum(int((a[n].cpu() | b[n].cpu()).sum()) for n in a)
+    return inter / union if union else 1.0
+
+
+def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """Multiply-accumulates of one example's forward pass, per conv/linear weight (by parameter name).
+
+    Measured by hooks on a copy of the model on the meta device: no memory, no computation, and the
+    model itself (BN statistics included) is untouched.
+    """
+    meta = copy.deepcopy(model).to("meta").eval()
+    macs: dict[str, int] = {}
+
+    def hook(name: str):
+        def record(module: nn.Module, inputs, output) -> None:
+            # each output element costs one weight row: in_features (linear) or in/groups * kernel (conv)
+            macs[name] = macs.get(name, 0) + (output.numel() // output.shape[0]) * module.weight[0].numel()
+        return record
+
+    handles = [module.register_forward_hook(hook(f"{mname}.weight" if mname else "weight"))
+               for mname, module in meta.named_modules() if isinstance(module, _CONV_LINEAR)]
+    with torch.no_grad():
+        meta(torch.empty((1, *input_shape), device="meta"))
+    for h in handles:
+        h.remove()
+    return macs
+
+
+def forward_flops(macs: Mapping[str, int], masks: Masks) -> float:
+    """FLOPs (2 per multiply-accumulate) of one example's forward pass at the masks' densities."""
+    total = 0.0
+    for name, count in macs.items():
+        mask = masks.get(name)
+        density = float(mask.sum()) / mask.numel() if mask is not None else 1.0
+        total += 2.0 * count * density
+    return total

@@ -1,0 +1,149 @@
+"""The ablations of "Masks, Signs, and Learning Rate Rewinding" and the per-level diagnostics."""
+
+import pytest
+import torch
+
+from benchmark.data import DataCache
+from benchmark.diagnostics import mask_iou, negative, sign_flip_fraction
+from benchmark.executors import plan_suite, run_local
+from benchmark.masks import unpack
+from benchmark.runner import build_session, run_one
+from benchmark.spec import ExecSettings
+from benchmark.store import RunDir, RunRecords
+from benchmark.suite import load_suite
+from tests.conftest import synthetic_suite, tiny_spec
+
+SUITE = synthetic_suite("swaps", """\
+  - {name: imp, label: imp_lrr_mask, levels: 3, fraction: 0.3, from: {masks: lrr}, prune: {scorer: mask_of}}
+  - {name: lrr, levels: 3, fraction: 0.3}
+  - {name: imp, label: imp_lrr_signs, levels: 3, fraction: 0.3, signs: producer, from: {signs: lrr}}
+""", hidden="[32, 16]")
+
+
+def session(tmp_path, spec, producers=None):
+    run = RunDir(tmp_path, spec)
+    run.start({})
+    return build_session(spec, run, ExecSettings(), DataCache(), torch.device("cpu"), producers=producers)
+
+
+def test_suite_expands_producers_and_runs_them_first(tmp_path):
+    path = tmp_path / "swaps.yaml"
+    path.write_text(SUITE)
+    suite = load_suite(path)
+    runs = suite.runs()
+    lrr = {r.seed: r.run_id for r in runs if r.label == "lrr"}
+    for r in runs:
+        if r.label == "imp_lrr_mask":
+            assert r.producers == {"masks": lrr[r.seed]}
+    outcomes = run_local(plan_suite(runs, tmp_path / "r"), tmp_path / "r", ExecSettings(), progress=False)
+    assert sorted(o.status for o in outcomes) == ["complete"] * 6
+    for seed in (0, 1):
+        consumer = next(r for r in runs if r.label == "imp_lrr_mask" and r.seed == seed)
+        for level in range(4):  # identical tensors, level by level
+            ours, theirs = RunDir(tmp_path / "r", consumer).records().masks(level), RunRecords(tmp_path / "r" / lrr[seed]).masks(level)
+            assert all(torch.equal(ours[n], theirs[n]) for n in ours)
+
+
+def test_consumer_without_its_producer_is_blocked_not_failed(tmp_path):
+    path = tmp_path / "swaps.yaml"
+    path.write_text(SUITE)
+    consumer = next(r for r in load_suite(path).runs() if r.label == "imp_lrr_mask")
+    outcome = run_one(consumer, tmp_path / "r", ExecSettings())
+    assert outcome.status == "blocked" and "waiting for masks from run" in outcome.reason
+    assert RunDir(tmp_path / "r", consumer).status() == "pending"  # nothing recorded: it runs once the producer has
+
+
+@pytest.mark.parametrize("error,text", [
+    ("from: {masks: lrrr}", "no method entry labelled 'lrrr'; did you mean 'lrr'"),
+    ("from: {mask: lrr}", "unknown role 'mask'; did you mean 'masks'"),
+])
+def test_producer_errors(tmp_path, error, text):
+    from benchmark.suite import SuiteError
+
+    path = tmp_path / "swaps.yaml"
+    path.write_text(SUITE.replace("from: {masks: lrr}", error, 1))
+    with pytest.raises(SuiteError, match=text.replace("(", r"\(")):
+        load_suite(path)
+
+
+def test_mask_producer_must_share_the_schedule(tmp_path):
+    from benchmark.suite import SuiteError
+
+    path = tmp_path / "swaps.yaml"
+    path.write_text(SUITE.replace("levels: 3, fraction: 0.3, from", "levels: 2, fraction: 0.3, from"))
+    with pytest.raises(SuiteError, match="same density schedule"):
+        load_suite(path)
+
+
+def test_sign_perturbation_flips_exactly_the_fraction_of_unpruned_weights(tmp_path):
+    s = session(tmp_path, tiny_spec())
+    s.prune(s.score("random"), density=0.4)
+    before = {n: p.detach().clone() for n, p in s.prunable.items()}
+    s.flip_signs(0.25)
+    for name, p in s.prunable.items():
+        mask = s.masks[name]
+        flipped = (torch.sign(p) != torch.sign(before[name])) & mask
+        assert int(flipped.sum()) == round(0.25 * int(mask.sum())), name
+        assert torch.equal(p[~mask], before[name][~mask])  # pruned weights untouched (zero)
+        assert torch.equal(p.abs(), before[name].abs())  # magnitudes kept
+
+
+def test_sign_transfer_gives_rewound_magnitudes_with_the_producers_signs(tmp_path):
+    producer = tiny_spec(method="lrr", params={"levels": 1, "fraction": 0.5})
+    run_one(producer, tmp_path, ExecSettings())
+    records = RunRecords(tmp_path / producer.run_id)
+    s = session(tmp_path / "c", tiny_spec(method="imp", seed=0), producers={"signs": records})
+    s.snapshot("rewind")
+    at_rewind = {n: p.detach().clone() for n, p in s.prunable.items()}
+    s.train()
+    s.record(0)
+    s.prune(s.score(), density=0.5)
+    s.restore("rewind", what=("weights",))
+    s.set_signs("producer")  # the producer's signs at this level (1)
+    negative_there = records.signs(1)
+    for name, p in s.prunable.items():
+        expected = (at_rewind[name] * s.masks[name]).abs() * (1 - 2 * negative_there[name].float())
+        assert torch.equal(p.detach(), expected), name
+
+
+def test_signs_reset_to_init(tmp_path):
+    s = session(tmp_path, tiny_spec())
+    init = {n: p.detach().clone() for n, p in s.prunable.items()}
+    s.train()
+    trained = {n: p.detach().clone() for n, p in s.prunable.items()}
+    s.set_signs("init")
+    for name, p in s.prunable.items():
+        assert torch.equal(p.detach(), trained[name].abs() * torch.where(init[name] < 0, -1.0, 1.0))
+
+
+def test_level_diagnostics_equal_a_direct_computation(tmp_path):
+    spec = tiny_spec(method="lrr", params={"levels": 2, "fraction": 0.5})
+    s = session(tmp_path, spec)
+    init = negative(s.prunable)
+    s.train()
+    s.record(0)
+    level0_signs, level0_mask = negative(s.prunable), {n: m.clone() for n, m in s.masks.items()}
+    s.prune(s.score(), density=0.5)
+    s.flip_signs(0.2)
+    s.train()
+    s.record(1)
+    row, now = s.levels[-1], negative(s.prunable)
+    kept = torch.cat([s.masks[n].flatten() for n in s.masks])
+    differ = lambda ref: torch.cat([(now[n] != ref[n]).flatten() for n in now])  # noqa: E731
+    assert row["sign_flips_vs_init"] == pytest.approx(float((differ(init) & kept).sum() / kept.sum()))
+    assert row["sign_flips_vs_previous"] == pytest.approx(float((differ(level0_signs) & kept).sum() / kept.sum()))
+    assert row["sign_flips_vs_previous"] >= 0.2 * 0.9  # the perturbation alone flips 20%
+    inter = sum(int((s.masks[n] & level0_mask[n]).sum()) for n in s.masks)
+    union = sum(int((s.masks[n] | level0_mask[n]).sum()) for n in s.masks)
+    assert row["mask_iou_previous"] == pytest.approx(inter / union) == pytest.approx(0.5)
+    assert sign_flip_fraction(now, now, s.masks) == 0 and mask_iou(s.masks, s.masks) == 1
+
+
+def test_training_flops_count_sparsity(tmp_path):
+    spec = tiny_spec(method="lrr", params={"levels": 1, "fraction": 0.5})
+    run_one(spec, tmp_path, ExecSettings())
+    levels = RunDir(tmp_path, spec).result()["levels"]
+    # LeNet-300-100 (32, 16 hidden) on 1x8x8: forward MACs 64*32 + 32*16 + 16*4 per example
+    dense_per_epoch = 3 * 2 * (64 * 32 + 32 * 16 + 16 * 4) * 256
+    assert levels[0]["train_flops"] == pytest.approx(2 * dense_per_epoch)
+    assert levels[1]["train_flops"] - levels[0]["train_flops"] == pytest.approx(2 * dense_per_epoch * 0.5, rel=1e-3)
