@@ -183,14 +183,14 @@ def _meta(loaded, path: str, reduced: bool, overrides) -> dict:
 
 def _check_exit(sr, strict: bool) -> int:
     """0 all reproduced; 1 a deviation or failed claim (or, with strict, an approximate cell out of band);
-    3 runs missing or failed (when nothing deviates)."""
+    3 runs missing or failed (when nothing deviates). Says which on stderr."""
     bad = [v for v in sr.verdicts if v.failed or (strict and v.verdict == "out of band")]
     bad += [c for c in sr.claims if c.failed]
-    if bad:
-        return EXIT_REGRESSION
-    if any(status != "complete" for status in sr.statuses.values()):
-        return EXIT_INCOMPLETE
-    return 0
+    missing = sum(status != "complete" for status in sr.statuses.values())
+    code = EXIT_REGRESSION if bad else EXIT_INCOMPLETE if missing else 0
+    click.echo({0: "check: all reproduced", EXIT_REGRESSION: "check: REGRESSION (a deviation or a failed claim)",
+                EXIT_INCOMPLETE: f"check: {missing} run(s) missing or failed"}[code], err=True)
+    return code
 
 
 def _set_aside(results: Path, specs) -> None:
@@ -341,11 +341,7 @@ def check(suite, results, reduced, overrides, strict, github_summary) -> None:
     if github_summary and os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
             f.write(text + "\n")
-    code = _check_exit(sr, strict)
-    missing = sum(status != "complete" for status in sr.statuses.values())
-    click.echo({0: "check: all reproduced", EXIT_REGRESSION: "check: REGRESSION (a deviation or a failed claim)",
-                EXIT_INCOMPLETE: f"check: {missing} run(s) missing or failed"}[code], err=True)
-    sys.exit(code)
+    sys.exit(_check_exit(sr, strict))
 
 
 @main.command()
