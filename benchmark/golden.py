@@ -34,7 +34,7 @@ def record_golden(suite: Suite, results: Path, command: str) -> tuple[Path, int]
     devices = sorted({f"{p.get('device_name', '?')} ({p.get('torch_threads', '?')} threads)" for p in provenance})
     source = f"golden: our run, recorded {time.strftime('%Y-%m-%d')} (see provenance)"
     numbers = [
-        ReferenceNumber(method=r["method"], variant=r["variant"], sparsity=round(r["target_sparsity_pct"], 4),
+        ReferenceNumber(method=r["method"], variant=r["variant"], level=r["level"], sparsity=round(r["target_sparsity_pct"], 4),
                         mean=round(r["accuracy_mean_pct"], 4),
                         std=None if r["accuracy_std_pct"] is None else round(r["accuracy_std_pct"], 4),
                         n=r["n"], source=source)

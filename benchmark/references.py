@@ -6,7 +6,8 @@ Units are percent throughout (accuracy and sparsity), as papers print them.
 sparsity; it matches our cell of that label and variant whose target sparsity is nearest, within
 0.06 percentage points (papers round sparsities to two decimals: 1 - 0.8^10 = 89.2626% is "89.26").
 When several levels share that sparsity (the cycles of cyclic training, a retrain at the same
-density), the last level is the cell: it is the method's result.
+density), the last level is the cell: it is the method's result. A reference that names its
+``level`` (golden files do) matches that level only.
 
 **Verdict of a cell** (the rule ``bench check`` applies):
 
@@ -63,9 +64,11 @@ def cells(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def find_cell(ours: pd.DataFrame, label: str, variant: str | None, sparsity: float) -> pd.Series | None:
-    """Our cell of ``label`` (and ``variant`` unless None) nearest to ``sparsity``, within the match tolerance."""
-    rows = ours[(ours["label"] == label) & ((ours["variant"] == variant) if variant is not None else True)]
+def find_cell(ours: pd.DataFrame, label: str, variant: str | None, sparsity: float, level: int | None = None) -> pd.Series | None:
+    """Our cell of ``label`` (and ``variant`` and ``level`` unless None) nearest to ``sparsity``, within the
+    match tolerance."""
+    rows = ours[(ours["label"] == label) & ((ours["variant"] == variant) if variant is not None else True)
+                & ((ours["level"] == level) if level is not None else True)]
     if rows.empty:
         return None
     distance = (rows["sparsity"] - sparsity).abs().round(9)
@@ -91,7 +94,7 @@ class Verdict:
 
 
 def judge(ref: ReferenceNumber, ours: pd.DataFrame, tolerance: Tolerance) -> Verdict:
-    cell = find_cell(ours, ref.method, ref.variant, ref.sparsity)
+    cell = find_cell(ours, ref.method, ref.variant, ref.sparsity, ref.level)
     if cell is None:
         return Verdict(ref, "not run")
     mean, n = float(cell["mean"]), int(cell["n"])

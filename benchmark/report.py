@@ -142,7 +142,7 @@ def _cell_verdicts(sr: SuiteResults) -> dict[tuple[str, str, int], list[Verdict]
     ours = cells(sr.table)
     out: dict[tuple[str, str, int], list[Verdict]] = {}
     for v in sr.verdicts:
-        cell = find_cell(ours, v.reference.method, v.reference.variant, v.reference.sparsity)
+        cell = find_cell(ours, v.reference.method, v.reference.variant, v.reference.sparsity, v.reference.level)
         if cell is not None:
             out.setdefault((cell["label"], cell["variant"], int(cell["level"])), []).append(v)
     return out

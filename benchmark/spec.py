@@ -168,6 +168,8 @@ class ReferenceNumber(StrictModel):
     source: str = Field(min_length=1, description="paper table/figure or repository file")
     approx: bool = Field(False, description="read off a plot or derived: checked against a band only")
     variant: str = Field("", description="the sweep point, for swept methods (e.g. 'density=0.1')")
+    level: int | None = Field(None, ge=0, description="the level, where several share the sparsity (golden files "
+                                                     "name it; otherwise the last level at that sparsity matches)")
     metric: str = "top1_test_acc"
 
 

@@ -102,3 +102,9 @@ def test_a_reference_at_a_sparsity_several_levels_share_matches_the_last_level()
                           ("cyclic", "", 2, 50.0, 85.0, 0.1, 3)]))
     v = judge(ref(method="cyclic", sparsity=50.0, mean=85.0, std=0.1), cyclic, TOL)
     assert v.verdict == "reproduced" and v.ours_mean == pytest.approx(85.0)  # the final cycle, not the first
+
+
+def test_a_reference_naming_its_level_matches_that_level():
+    cyclic = cells(table([("cyclic", "", 0, 50.0, 80.0, 0.1, 3), ("cyclic", "", 1, 50.0, 85.0, 0.1, 3)]))
+    v = judge(ref(method="cyclic", sparsity=50.0, mean=80.0, std=0.1, level=0), cyclic, TOL)
+    assert v.verdict == "reproduced" and v.ours_mean == pytest.approx(80.0)

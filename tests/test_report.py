@@ -150,7 +150,10 @@ def test_github_summary(tmp_path, monkeypatch):
     assert "## made_up" in summary.read_text()
 
 
-def test_golden_record_then_check(tmp_path):
+@pytest.mark.parametrize("cycles", [False, True])
+def test_golden_record_then_check(tmp_path, cycles):
+    """With ``cycles``, LRR's levels all sit at one sparsity (as cyclic training's do): golden
+    references name their level, so each matches its own cell."""
     suite_file, suite, _ = fake_results(tmp_path)
     text = suite_file.read_text() + "reduced:\n  train: {epochs: 1}\n"
     suite_file.write_text(text)
@@ -159,8 +162,11 @@ def test_golden_record_then_check(tmp_path):
     results = tmp_path / "reduced_results"
     for spec in reduced.runs():
         run = RunDir(results, spec)
-        levels = [{"level": k, "target_density": 0.5**k, "density": 0.5**k, "sparsity": 1 - 0.5**k,
-                   "test_accuracy": acc, "epochs_trained": 1.0 * (k + 1)} for k, acc in enumerate(ACCURACY[(spec.label, spec.seed)])]
+        cycling = cycles and spec.label == "lrr"  # one sparsity, each cycle 5 points better than the last
+        density = (lambda k: 0.25) if cycling else (lambda k: 0.5**k)
+        levels = [{"level": k, "target_density": density(k), "density": density(k), "sparsity": 1 - density(k),
+                   "test_accuracy": acc + 0.05 * k * cycling, "epochs_trained": 1.0 * (k + 1)}
+                  for k, acc in enumerate(ACCURACY[(spec.label, spec.seed)])]
         run.path.mkdir(parents=True)
         run.complete({"levels": levels})
     out = run_cli("golden", str(suite_file), "--results", str(results))
