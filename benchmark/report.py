@@ -290,8 +290,9 @@ def plot_suite(sr: SuiteResults, path: Path) -> Path | None:
 
 
 def suite_figure(sr: SuiteResults):
-    """Accuracy vs weights remaining (log axis): a line per method with a ±std band over seeds, the
-    dense baseline dashed, references as points with error bars (x markers when approximate)."""
+    """Accuracy vs weights remaining (log axis): a line per method with a ±std band over seeds (at a
+    sparsity several levels share, the last one), the dense baseline dashed, references as points
+    with error bars (x markers when approximate)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -300,6 +301,9 @@ def suite_figure(sr: SuiteResults):
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     colors: dict[str, Any] = {}
     for label, rows in sr.table[sr.table["method"] != "dense"].groupby("label", sort=False):
+        # one point per sparsity: where several levels (cycles) or sweep points share it, the last level
+        rows = rows.assign(key=rows["target_sparsity"].round(6)).sort_values("level", kind="stable")
+        rows = rows.drop_duplicates("key", keep="last")
         x = 100 * (1 - rows["target_sparsity"].to_numpy())
         order = x.argsort()[::-1]
         x, mean = x[order], 100 * rows["accuracy_mean"].to_numpy()[order]
@@ -399,7 +403,7 @@ def diagnostics_markdown(sr: SuiteResults, results: Path) -> str:
     from tabulate import tabulate
 
     table = diagnostics_table(results, sr.specs)
-    if table.empty:
+    if table.empty or table[list(DIAGNOSTICS)].isna().all().all():  # e.g. a standalone method: nothing to show
         return ""
     head = ["method", "level", "density %", "sign flips vs init %", "sign flips vs previous %", "mask IoU vs previous %",
             "effective density %", "layer density % (min–max)", "epochs", "train FLOPs"]
