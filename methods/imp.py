@@ -9,7 +9,7 @@ iterative-random-pruning ablation, ``mask_of`` with ``from: {masks: lrr}`` IMP o
 ``signs: producer`` with ``from: {signs: lrr}`` rewinds to |w_rewind| * sign(w_LRR at that level).
 """
 
-from benchmark.api import IterativeParams, Method, Restorable, Session, register_method
+from benchmark.api import IterativeParams, Method, Restorable, Session, register_method, retrain
 from benchmark.spec import Point
 
 
@@ -28,6 +28,5 @@ class IMP(Method):
             s.prune(s.score(), density=density)
             s.restore("rewind", what=p.restore)
             s.set_signs(p.signs)
-            s.flip_signs(p.flip_signs)
-            s.train(start=p.rewind)
+            retrain(s, p, level, start=p.rewind)  # with the sign perturbation, if any
             s.record(level)

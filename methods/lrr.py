@@ -6,10 +6,10 @@ Gadhikar & Burkholz 2024 ("Masks, Signs, and Learning Rate Rewinding"): replay t
 (``retrain_from: 0ep``, the default) with the momentum buffers carried over (``keep_momentum``).
 Their ablations are options: ``restore: [bn_affine, bn_stats, optimizer]`` with ``rewind: 10ep``
 (LRR with BN rewinding), ``signs: init`` (signs reset to the initial ones), ``flip_signs: p``
-(sign perturbation), ``mask_of`` scorer with ``from: {masks: imp}`` (LRR on IMP's masks).
+(sign perturbation; ``flip_at`` and ``flip_levels`` choose when), ``mask_of`` scorer with ``from: {masks: imp}`` (LRR on IMP's masks).
 """
 
-from benchmark.api import IterativeParams, Method, Restorable, Session, register_method
+from benchmark.api import IterativeParams, Method, Restorable, Session, register_method, retrain
 from benchmark.spec import Point
 
 
@@ -34,6 +34,5 @@ class LRR(Method):
             if not p.keep_momentum:
                 s.reset_optimizer()
             s.set_signs(p.signs)
-            s.flip_signs(p.flip_signs)
-            s.train(start=p.retrain_from)
+            retrain(s, p, level, start=p.retrain_from)  # with the sign perturbation, if any
             s.record(level)

@@ -147,3 +147,25 @@ def test_training_flops_count_sparsity(tmp_path):
     dense_per_epoch = 3 * 2 * (64 * 32 + 32 * 16 + 16 * 4) * 256
     assert levels[0]["train_flops"] == pytest.approx(2 * dense_per_epoch)
     assert levels[1]["train_flops"] - levels[0]["train_flops"] == pytest.approx(2 * dense_per_epoch * 0.5, rel=1e-3)
+
+
+def test_sign_perturbation_at_a_chosen_point_of_chosen_levels(tmp_path, monkeypatch):
+    from benchmark.api import Session
+
+    calls = []
+    original = Session.flip_signs
+
+    def spy(self, fraction):
+        calls.append((self.level, self.steps_trained, fraction))
+        original(self, fraction)
+
+    monkeypatch.setattr(Session, "flip_signs", spy)
+    spec = tiny_spec(method="lrr", params={"levels": 2, "flip_signs": 0.3, "flip_at": "1ep", "flip_levels": [2]})
+    assert run_one(spec, tmp_path, ExecSettings()).status == "complete"
+    per_level = 16  # 2 epochs of 8 steps
+    assert calls == [(1, per_level + 8, 0.0), (2, 2 * per_level + 8, 0.3)]  # 1 epoch into each level; flips in level 2 only
+    rows = RunDir(tmp_path, spec).result()["levels"]
+    assert rows[2]["sign_flips_vs_previous"] > rows[1]["sign_flips_vs_previous"]
+    bad = tiny_spec(method="imp", params={"levels": 1, "flip_signs": 0.3, "rewind": "1ep", "flip_at": "0ep"})
+    outcome = run_one(bad, tmp_path / "bad", ExecSettings())
+    assert outcome.status == "failed" and "flip_at" in outcome.reason
