@@ -194,6 +194,8 @@ def test_prunable_pattern_typo_caught_before_running(tmp_path):
     ("tinyimagenet_resnet50", 23_864_512),
     # Renda: the 3x3 convs only: stem 3*16*9 + stage 1 6*16*16*9 + stage 2 (16*32 + 5*32*32)*9 + stage 3 (32*64 + 5*64*64)*9
     ("renda_resnet20_cifar10", 432 + 13_824 + 50_688 + 202_752),
+    ("sculpt_resnet20_cifar10", 270_896),  # every conv (1x1 projections included) and the classifier
+    ("sculpt_resnet50_cifar100", 23_652_032),
 ])
 def test_suite_prunable_counts(name, prunable):
     """The prunable weight counts the papers state follow from each suite's model and selection."""
