@@ -178,7 +178,7 @@ def _result_name(loaded, reduced: bool) -> str:
 def _meta(loaded, path: str, reduced: bool, overrides) -> dict:
     """What a results folder keeps about the suite, so reports and checks need nothing else."""
     return {"source": str(path), "reduced": reduced, "overrides": list(overrides), "description": loaded.spec.description,
-            "notes": loaded.spec.notes, "references": loaded.spec.references.model_dump(mode="json")}
+            "notes": loaded.spec.notes, "metric": loaded.spec.metric, "references": loaded.spec.references.model_dump(mode="json")}
 
 
 def _check_exit(sr, strict: bool) -> int:

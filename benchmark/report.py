@@ -92,6 +92,11 @@ class SuiteResults:
         return {k: values.count(k) for k in ("complete", "failed", "partial", "pending") if values.count(k)}
 
     @property
+    def metric(self) -> str:
+        """What the percentages are: test accuracy, unless the suite says otherwise."""
+        return self.meta.get("metric") or "test acc"
+
+    @property
     def dense_accuracy(self) -> float | None:
         dense = self.table[self.table["method"] == "dense"] if not self.table.empty else self.table
         return None if dense.empty else float(dense["accuracy_mean"].iloc[0])
@@ -183,7 +188,7 @@ def leaderboard_markdown(sr: SuiteResults) -> str:
     from tabulate import tabulate
 
     has_refs = any(r["reference_mean_pct"] is not None for r in rows)
-    headers = ["method", "level", "target sparsity %", "sparsity %", "weights remaining %", "test acc % (mean ± std)",
+    headers = ["method", "level", "target sparsity %", "sparsity %", "weights remaining %", f"{sr.metric} % (mean ± std)",
                "n", "Δ dense", "epochs"] + (["reference", "Δ ref", "verdict"] if has_refs else [])
     body = []
     for r in rows:
@@ -328,7 +333,7 @@ def suite_figure(sr: SuiteResults):
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("test accuracy (%)" if sr.metric == "test acc" else f"{sr.metric} (%)")
     ax.set_title(sr.name + (" (reduced)" if sr.meta.get("reduced") else ""))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)

@@ -213,6 +213,7 @@ class SuiteSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     notes: list[str] = Field(default_factory=list, description="protocol choices and deviations, shown in reports")
+    metric: str = Field("test acc", description="what the reported percentage is (e.g. 'success rate' for a toy experiment)")
     data: DataSpec | None = None  # required unless every method is standalone (does its own training)
     model: ModelSpec | None = None
     train: TrainSpec | None = None

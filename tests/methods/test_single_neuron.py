@@ -67,7 +67,7 @@ def test_the_suite_checks_the_papers_claims_on_measured_rates(tmp_path):
 
     out = CliRunner().invoke(main, ["run", str(REPO / "suites/single_neuron.yaml"), "--results", str(tmp_path), "--check"])
     assert out.exit_code == 0, out.output
-    assert "`lrr > imp at sparsity >= 50` | holds" in out.output
+    assert "`lrr > imp at sparsity >= 50` | holds" in out.output and "success rate % (mean ± std)" in out.output
     assert "deviates" not in out.output
 
 
