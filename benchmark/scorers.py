@@ -150,11 +150,12 @@ def synflow(ctx: ScoreContext) -> Scores:
 
 
 @register_scorer("mask_of")
-def mask_of(ctx: ScoreContext) -> Scores:
-    """The ``masks`` producer's mask at this level as scores (1 kept, 0 pruned): pruning to the
-    producer's density then keeps exactly its mask. For "IMP with the LRR mask" and the like; the
-    suite entry names the producer (``from: {masks: lrr}``) and prunes on the producer's schedule."""
+def mask_of(ctx: ScoreContext, level: int | None = None) -> Scores:
+    """The ``masks`` producer's mask at this level (or at ``level``) as scores (1 kept, 0 pruned):
+    pruning to the producer's density then keeps exactly its mask. For "IMP with the LRR mask" and
+    the like (the suite entry names the producer, ``from: {masks: lrr}``, and prunes on its schedule),
+    and for cyclic training of the mask of one of the producer's levels (``mask_level``)."""
     if "masks" not in ctx.producers:
         raise ValueError("scorer mask_of needs a masks producer: give the suite entry `from: {masks: LABEL}`")
-    masks = ctx.producers["masks"].masks(ctx.level)
+    masks = ctx.producers["masks"].masks(ctx.level if level is None else level)
     return {name: masks[name].to(device=p.device, dtype=torch.float32) for name, p in ctx.params.items()}

@@ -250,15 +250,29 @@ class RunSpec(StrictModel):
     def protocol(self) -> dict[str, Any]:
         """Everything that changes the numbers; the suite name, label and variant name do not.
 
-        Fields at their default are left out, so adding a knob whose default keeps the old behaviour
-        keeps existing run ids; changing a default's value requires bumping PROTOCOL_VERSION."""
+        Fields at their default are left out, the method's parameters included, so adding a knob whose
+        default keeps the old behaviour keeps existing run ids; changing a default's value requires
+        bumping PROTOCOL_VERSION. (``params`` itself keeps every value, so spec.json reads whole.)"""
         body = self.model_dump(mode="json", exclude={"suite", "label", "variant"}, exclude_defaults=True)
+        body["params"] = _non_default_params(self.method, self.params)
         return {"protocol_version": PROTOCOL_VERSION, **body}
 
     @property
     def run_id(self) -> str:
         canonical = json.dumps(self.protocol(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _non_default_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The method's parameters that differ from its Params defaults (all of them for a method this
+    installation does not know, e.g. a plugin that is not installed)."""
+    from benchmark.api import UnknownName, get_method  # benchmark.api imports this module
+
+    try:
+        model = get_method(method).Params
+    except UnknownName:
+        return params
+    return model.model_validate(params).model_dump(mode="json", exclude_defaults=True)
 
 
 class ExecSettings(StrictModel):

@@ -11,6 +11,7 @@ value given on the command line. Within ``methods``, an override addresses an en
 from __future__ import annotations
 
 import difflib
+import math
 import itertools
 import types
 import typing
@@ -386,17 +387,35 @@ def _check_producers(methods: list[ResolvedMethod], raw: MarkedDict, errors: lis
                 continue
             if len(producer.variants) > 1 and any(v not in {pv for pv, _ in producer.variants} for v, _ in m.variants):
                 errors.append(f"{where}: methods[{i}].from.{role}: {label!r} has several sweep points and not {m.label!r}'s")
-            if role == "masks":
+            if role != "masks":
+                continue
+            if any(params.get("mask_level") is not None for _, params in m.variants):
+                errors += [f"{where}: methods[{i}].from.masks: {problem}" for problem in _mask_level_problems(producer, m)]
+            else:
                 theirs, ours = _schedule(producer), _schedule(m)
                 if theirs != ours:
                     errors.append(f"{where}: methods[{i}].from.masks: {m.label!r} prunes to {ours} but {label!r} to {theirs}; "
                                   "a run can only take the masks of a run with the same density schedule")
-                if m.prune.allocation != "global":
-                    errors.append(f"{where}: methods[{i}].from.masks: needs prune.allocation: global (the producer's "
-                                  "mask is taken whole, whatever its per-layer split)")
+            if m.prune.allocation != "global":
+                errors.append(f"{where}: methods[{i}].from.masks: needs prune.allocation: global (the producer's "
+                              "mask is taken whole, whatever its per-layer split)")
     if not errors and len(_producers_first(methods)) < len(methods):
         stuck = [m.label for m in methods if m not in _producers_first(methods)]
         errors.append(f"{_where(raw, ('methods',))}: methods: entries take masks/signs from each other in a cycle: {', '.join(stuck)}")
+
+
+def _mask_level_problems(producer: ResolvedMethod, m: ResolvedMethod) -> list[str]:
+    """A run that trains the producer's level-k mask must prune to that level's density."""
+    problems = []
+    for variant, params in m.variants:
+        _, theirs = next(((v, p) for v, p in producer.variants if v == variant), producer.variants[0])
+        levels = [1.0, *producer.method.Params.model_validate(theirs).level_densities()]
+        level, density = params["mask_level"], params.get("density", 1.0)
+        if level >= len(levels):
+            problems.append(f"{producer.label!r} has no level {level} (levels 0-{len(levels) - 1})")
+        elif not math.isclose(levels[level], density, rel_tol=1e-6):
+            problems.append(f"{m.label!r} prunes to density {density} but {producer.label!r}'s level {level} has {levels[level]:.7g}")
+    return problems
 
 
 def _schedule(m: ResolvedMethod) -> list[list[float]] | None:

@@ -1,7 +1,7 @@
 """Cyclic training and SCULPT-ing ("PaI is getting competitive by training longer", arXiv 2406.02773).
 
-Cyclic training trains one fixed mask (pruned at initialisation with the suite's scorer, or dense)
-for several cycles, each one full run of the per-cycle learning-rate schedule (cosine, step or
+Cyclic training trains one fixed mask (pruned at initialisation with the suite's scorer, or dense,
+or another run's mask of one level: ``mask_level`` with ``mask_of`` and ``from: {masks: lrr}``) for several cycles, each one full run of the per-cycle learning-rate schedule (cosine, step or
 triangular), momentum carried across cycles by default; every cycle is recorded as a level.
 
 SCULPT-ing prunes at initialisation to a low sparsity (e.g. 20/50/70%) with the suite's scorer,
@@ -30,9 +30,15 @@ class Cyclic(Method):
         rounds: int | None = Field(None, ge=1, description="pruning rounds at init (default: 100 for synflow, else 1)")
         cycles: int = Field(4, ge=1)
         keep_momentum: bool = True
+        mask_level: int | None = Field(None, ge=0, description="with scorer mask_of: the producer's level whose mask "
+                                                                "to train (e.g. LRR's mask, on a fresh initialisation)")
 
     def run(self, s: Session, p: Params) -> None:
-        if p.density < 1:
+        if p.mask_level is not None:
+            if s.spec.prune.scorer != "mask_of":
+                raise ValueError("mask_level needs `prune: {scorer: mask_of}` and `from: {masks: LABEL}`")
+            s.prune(s.score(level=p.mask_level), density=p.density)
+        elif p.density < 1:
             prune_in_rounds(s, p.density, p.rounds)
         train_cycles(s, p.cycles, p.keep_momentum)
 

@@ -211,3 +211,19 @@ def test_suite_prunable_counts(name, prunable):
         model = build_model(suite.spec.model, classes, shape)
     counts = {sum(p.numel() for p in prunable_parameters(model, m.prune.prunable).values()) for m in suite.methods if m.method.prunes}
     assert counts == {prunable}
+
+
+def test_a_method_parameter_at_its_default_is_not_part_of_the_run_id(monkeypatch):
+    from methods.lrr import LRR
+    from tests.conftest import tiny_spec
+
+    implicit = tiny_spec(method="lrr", params={})
+    explicit = tiny_spec(method="lrr", params={"levels": 5, "fraction": 0.2, "flip_at": None})
+    assert implicit.run_id == explicit.run_id != tiny_spec(method="lrr", params={"levels": 4}).run_id
+
+    class Later(LRR.Params):  # a knob added later, whose default keeps the old behaviour
+        new_knob: bool = False
+
+    monkeypatch.setattr(LRR, "Params", Later)
+    assert tiny_spec(method="lrr", params={"new_knob": False}).run_id == implicit.run_id
+    assert tiny_spec(method="lrr", params={"new_knob": True}).run_id != implicit.run_id

@@ -1,10 +1,17 @@
 """Cyclic training and SCULPT-ing."""
 
+import re
+
+import pytest
+import torch
+
+from benchmark.executors import plan_suite, run_local
 from benchmark.masks import unpack
 from benchmark.runner import run_one
 from benchmark.spec import ExecSettings
 from benchmark.store import RunDir
-from tests.conftest import tiny_spec
+from benchmark.suite import SuiteError, load_suite
+from tests.conftest import synthetic_suite, tiny_spec
 
 
 def test_cyclic_training_restarts_the_schedule_every_cycle(tmp_path):
@@ -29,3 +36,32 @@ def test_sculpt_ends_at_the_exact_target_density(tmp_path):
     total = levels[-1]["prunable"]
     assert [r["kept"] for r in levels] == [round(0.8 * total)] * 2 + [round(0.07 * total)]
     assert [r["epochs_trained"] for r in levels] == [2, 4, 6]  # the epoch budget beside the accuracy
+
+
+LRR_MASK_SUITE = synthetic_suite("lrr_mask", """\
+  - {name: lrr, levels: 2, fraction: 0.5}
+  - {name: cyclic, label: cyclic_lrr_mask, cycles: 2, density: 0.25, mask_level: 2, prune: {scorer: mask_of}, from: {masks: lrr}}
+""", seeds="[0]")
+
+
+def test_cyclic_training_of_another_runs_mask_of_one_level(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(LRR_MASK_SUITE)
+    runs = load_suite(path).runs()
+    outcomes = run_local(plan_suite(runs, tmp_path / "r"), tmp_path / "r", ExecSettings(), progress=False)
+    assert [o.status for o in outcomes] == ["complete", "complete"]
+    lrr, cyclic = (RunDir(tmp_path / "r", spec).records() for spec in runs)
+    for cycle in range(2):  # LRR's level-2 mask, on this run's own initialisation, every cycle
+        ours, theirs = cyclic.masks(cycle), lrr.masks(2)
+        assert all(torch.equal(ours[n], theirs[n]) for n in ours)
+
+
+@pytest.mark.parametrize("level, message", [
+    (1, "'cyclic_lrr_mask' prunes to density 0.25 but 'lrr''s level 1 has 0.5"),
+    (3, "'lrr' has no level 3 (levels 0-2)"),
+])
+def test_mask_level_must_exist_and_match_the_density(tmp_path, level, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(LRR_MASK_SUITE.replace("mask_level: 2", f"mask_level: {level}"))
+    with pytest.raises(SuiteError, match=re.escape(message)):
+        load_suite(path)
