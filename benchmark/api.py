@@ -213,7 +213,6 @@ class Session:
         self.masks: Masks = full_masks(prunable)
         self._init_signs = negative(prunable)  # the seed's initialisation: a resumed session rebuilds the same
         self._macs = layer_macs(self.model, trainer.train_loader.sample_shape)
-        self._flops_per_example = 3 * forward_flops(self._macs, self.masks)  # forward + backward (~2x forward)
         self.train_flops = 0.0
         self.target_density = 1.0
         self.level = 0  # the level being trained: number of record() calls so far
@@ -264,10 +263,12 @@ class Session:
         def epoch_key(epoch: int) -> int:
             return derive_seed(self.spec.seed, "data", self.data_level, epoch)
 
+        flops_per_example = 3 * forward_flops(self._macs, self.masks)  # forward + backward (~2x forward)
+
         def on_epoch(stats: EpochStats) -> None:
             steps = stats.last_step - stats.first_step
             self.steps_trained += steps
-            self.train_flops += stats.examples * self._flops_per_example
+            self.train_flops += stats.examples * flops_per_example
             row = {
                 "kind": "epoch", "level": self.level, "epoch": stats.epoch, "steps": steps,
                 "complete": stats.complete, "lr": stats.lr, "train_loss": stats.train_loss,
@@ -359,9 +360,8 @@ class Session:
         self._masks_changed()
 
     def _masks_changed(self) -> None:
-        """Enforce the masks (pruned weights to zero from now on) and update the cost per example."""
+        """Enforce the masks (pruned weights to zero from now on)."""
         self.trainer.set_masks(self.prunable, self.masks)
-        self._flops_per_example = 3 * forward_flops(self._macs, self.masks)
 
     # ---- signs
     def set_signs(self, source: SignSource, level: int | None = None) -> None:

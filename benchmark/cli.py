@@ -204,9 +204,10 @@ def _set_aside(results: Path, specs) -> None:
 def _print_plan(plans, retry_failed: bool, results_dir: Path) -> None:
     from tabulate import tabulate
 
+    from benchmark.executors import to_run
     from benchmark.status import format_duration, measured_seconds_per_epoch
 
-    todo = [p for p in plans if p.status != "complete" and (retry_failed or p.status != "failed")]
+    todo, _ = to_run(plans, retry_failed)
     rows = [[p.spec.label, p.spec.seed, p.spec.run_id, p.status, p.levels, f"{p.epochs:g}",
              "run" if p in todo else "skip"] for p in plans]
     click.echo(tabulate(rows, headers=["method", "seed", "run id", "status", "levels", "epochs", "action"], tablefmt="simple"))

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from benchmark.api import PlanSession, get_method
 from benchmark.data import DataCache, dataset_info
-from benchmark.runner import STOP_SIGNALS, Outcome, StopRequest, producer_complete, run_one
+from benchmark.runner import STOP_SIGNALS, Outcome, StopRequest, producers_waited_for, run_one
 from benchmark.spec import ExecSettings, RunSpec
 from benchmark.store import RunDir, RunLocked
 
@@ -120,7 +120,7 @@ def run_local(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings
                     break
             return out
 
-        outcomes += _with_waits(todo, execute, results)
+        outcomes += _with_waits(todo, execute, results, should_stop)
     return outcomes
 
 
@@ -166,7 +166,7 @@ def _with_waits(todo: Sequence[PlannedRun], execute: Callable[[Sequence[PlannedR
                 final.append(Outcome(o.run_id, "skipped", "completed by another process"))
             elif run.failure() is not None:
                 final.append(Outcome(o.run_id, "failed", "failed in another process"))
-            elif o.status == "blocked" and not _producers_ready(plan.spec, results):
+            elif o.status == "blocked" and producers_waited_for(plan.spec, results):
                 if any(_locked(results, run_id) for run_id in plan.spec.producers.values()):
                     still.append(o)  # its producer is running somewhere: wait for it
                 else:
@@ -177,10 +177,6 @@ def _with_waits(todo: Sequence[PlannedRun], execute: Callable[[Sequence[PlannedR
                 final += [r for r in retried if r.status not in ("locked", "blocked")]
         waiting = still
     return final + waiting
-
-
-def _producers_ready(spec: RunSpec, results: Path) -> bool:
-    return all(producer_complete(results, run_id) for run_id in spec.producers.values())
 
 
 def _locked(results: Path, run_id: str) -> bool:

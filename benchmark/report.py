@@ -20,7 +20,7 @@ import pandas as pd
 
 from benchmark.diagnostics import mask_iou
 from benchmark.references import ClaimVerdict, Verdict, cells, evaluate_claim, judge_all
-from benchmark.spec import ReferencesSpec, RunSpec
+from benchmark.spec import ReferencesSpec, RunSpec, Tolerance
 from benchmark.store import SUITES_DIR, RunDir, atomic_write_json, read_json
 
 
@@ -83,6 +83,7 @@ class SuiteResults:
     statuses: dict[str, str]  # run id -> status
     verdicts: list[Verdict] = field(default_factory=list)
     claims: list[ClaimVerdict] = field(default_factory=list)
+    tolerance: Tolerance = field(default_factory=Tolerance)  # the one the verdicts applied
     failures: dict[str, str] = field(default_factory=dict)  # run id -> first line of the reason
     provenance: str = ""
 
@@ -116,6 +117,7 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
         name=name, specs=list(specs), meta=meta, table=table, statuses=statuses,
         verdicts=judge_all(references.numbers, ours, references.tolerance),
         claims=[evaluate_claim(c, ours) for c in references.claims],
+        tolerance=references.tolerance,
         failures=failures,
         provenance=provenance_line(results, [s for s in specs if statuses[s.run_id] == "complete"]),
     )
@@ -124,10 +126,6 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
 # ------------------------------------------------------------------------------------ rendering
 def _name(label: str, variant: str) -> str:
     return f"{label} ({variant})" if variant else label
-
-
-def _pct(x: float, digits: int = 2) -> str:
-    return f"{100 * x:.{digits}f}"
 
 
 def _mean_std(mean: float, std: float | None, n: int | None, scale: float = 100.0) -> str:
@@ -212,10 +210,10 @@ def references_markdown(sr: SuiteResults) -> str:
         counts: dict[str, int] = {}
         for v in sr.verdicts:
             counts[v.verdict] = counts.get(v.verdict, 0) + 1
-        tol = sr.meta.get("references", {}).get("tolerance", {})
+        tol = sr.tolerance
         lines.append("References: " + ", ".join(f"{n} {k}" for k, n in counts.items())
-                     + f" (reproduced: |Δ| <= {tol.get('k', 2)} combined SE + {tol.get('abs', 0.5)} points; "
-                     f"≈ approximate references: within {tol.get('band', 2)} points).")
+                     + f" (reproduced: |Δ| <= {tol.k} combined SE + {tol.abs} points; "
+                     f"≈ approximate references: within {tol.band} points).")
     if sr.claims:
         lines += ["", "| claim | verdict | detail | source |", "|:--|:--|:--|:--|"]
         lines += [f"| `{c.claim.claim}` | {c.verdict} | {c.detail} | {c.claim.source} |" for c in sr.claims]
@@ -377,22 +375,31 @@ def diagnostics_table(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
 
 def method_overlap(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
     """Mask intersection over union between every two methods (same sweep point and seed) at each level
-    both recorded, averaged over seeds: how far IMP's and LRR's masks part ways, level by level."""
-    by_key: dict[tuple[str, int], list[RunSpec]] = {}
+    both recorded, averaged over seeds: how far IMP's and LRR's masks part ways, level by level.
+    Each run's record and each level's mask is read once."""
+    by_key: dict[tuple[str, int], list[tuple[RunSpec, set[int]]]] = {}
     for spec in specs:
-        if RunDir(results, spec).status() == "complete":
-            by_key.setdefault((spec.variant, spec.seed), []).append(spec)
+        result = RunDir(results, spec).result()
+        if result is not None:
+            by_key.setdefault((spec.variant, spec.seed), []).append((spec, {r["level"] for r in result["levels"]}))
+    cache: dict[tuple[str, int], Any] = {}
+
+    def masks(spec: RunSpec, level: int):
+        if (spec.run_id, level) not in cache:
+            try:
+                cache[(spec.run_id, level)] = RunDir(results, spec).records().masks(level)
+            except FileNotFoundError:  # a method without model masks (standalone)
+                cache[(spec.run_id, level)] = None
+        return cache[(spec.run_id, level)]
+
     rows = []
     for (variant, seed), group in by_key.items():
-        for a, b in itertools.combinations(group, 2):
-            ra, rb = RunDir(results, a).records(), RunDir(results, b).records()
-            levels_a = {r["level"] for r in RunDir(results, a).result()["levels"]}
-            for level in sorted(levels_a & {r["level"] for r in RunDir(results, b).result()["levels"]}):
-                try:
-                    iou = mask_iou(ra.masks(level), rb.masks(level))
-                except FileNotFoundError:  # a method without model masks (standalone)
-                    continue
-                rows.append({"a": a.label, "b": b.label, "variant": variant, "level": level, "seed": seed, "iou": iou})
+        for (a, levels_a), (b, levels_b) in itertools.combinations(group, 2):
+            for level in sorted(levels_a & levels_b):
+                ma, mb = masks(a, level), masks(b, level)
+                if ma is not None and mb is not None:
+                    rows.append({"a": a.label, "b": b.label, "variant": variant, "level": level, "seed": seed,
+                                 "iou": mask_iou(ma, mb)})
     if not rows:
         return pd.DataFrame()
     return pd.DataFrame(rows).groupby(["a", "b", "variant", "level"], sort=False)["iou"].agg(["mean", "size"]).reset_index()

@@ -29,7 +29,7 @@ from benchmark.data import DataCache, DeviceLoader
 from benchmark.masks import prunable_parameters
 from benchmark.models import build_model
 from benchmark.spec import ExecSettings, RunSpec
-from benchmark.store import RunDir, RunRecords, read_json
+from benchmark.store import RunDir, RunRecords
 from benchmark.train import Diverged, Trainer
 
 
@@ -188,9 +188,10 @@ def _run_standalone(spec: RunSpec, run: RunDir, method: type, settings: ExecSett
     return Outcome(spec.run_id, "complete", wall_time_s=wall)
 
 
-def producer_complete(results: Path, run_id: str) -> bool:
-    result = read_json(Path(results) / run_id / "result.json")
-    return isinstance(result, dict) and result.get("run_id") == run_id
+def producers_waited_for(spec: RunSpec, results: Path) -> list[str]:
+    """The producers (role and run id) of ``spec`` whose records are not complete yet."""
+    return [f"{role} from run {run_id}" for role, run_id in spec.producers.items()
+            if RunDir.at(results, run_id).result() is None]
 
 
 def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCache | None = None,
@@ -203,7 +204,7 @@ def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCach
     run = RunDir(results, spec)
     if run.result() is not None:
         return Outcome(spec.run_id, "skipped")
-    waiting = [f"{role} from run {run_id}" for role, run_id in spec.producers.items() if not producer_complete(results, run_id)]
+    waiting = producers_waited_for(spec, results)
     if waiting:
         return Outcome(spec.run_id, "blocked", "waiting for " + ", ".join(waiting))
     producers = {role: RunRecords(Path(results) / run_id) for role, run_id in spec.producers.items()}

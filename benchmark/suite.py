@@ -399,8 +399,9 @@ def _check_producers(methods: list[ResolvedMethod], raw: MarkedDict, errors: lis
             if m.prune.allocation != "global":
                 errors.append(f"{where}: methods[{i}].from.masks: needs prune.allocation: global (the producer's "
                               "mask is taken whole, whatever its per-layer split)")
-    if not errors and len(_producers_first(methods)) < len(methods):
-        stuck = [m.label for m in methods if m not in _producers_first(methods)]
+    ordered = _producers_first(methods) if not errors else methods
+    if len(ordered) < len(methods):
+        stuck = [m.label for m in methods if m not in ordered]
         errors.append(f"{_where(raw, ('methods',))}: methods: entries take masks/signs from each other in a cycle: {', '.join(stuck)}")
 
 

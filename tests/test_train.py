@@ -180,8 +180,12 @@ def test_bf16_autocasts_the_forward_only_and_keeps_pruned_weights_zero():
         t = trainer(model="resnet20", precision="bf16")
     params, masks = prune_half(t)
     before = {n: p.detach().clone() for n, p in params.items()}
+    dtypes = set()
+    first_conv = next(m for m in t.model.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda m, args, out: dtypes.add(out.dtype))
     stats = []
     t.train(0, 12, key, stats.append)
+    assert dtypes == {torch.bfloat16}  # the forward really ran under autocast
     assert all(math.isfinite(s.train_loss) for s in stats)
     assert all(p.dtype == torch.float32 for p in t.model.parameters())  # fp32 master weights
     assert all(v.dtype == torch.float32 for s in t.optimizer.state.values() for v in s.values())
