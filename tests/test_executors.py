@@ -66,3 +66,23 @@ def test_status_counts_and_eta(tmp_path):
     times = [m["time_s"] for m in RunDir(tmp_path, done).metrics() if m["kind"] == "epoch"]
     assert st.seconds_per_epoch == pytest.approx(sorted(times)[len(times) // 2] if len(times) % 2 else sum(times) / 2)
     assert st.eta_s == pytest.approx(4.0 * st.seconds_per_epoch / 1)  # one run running
+
+
+def test_a_stop_request_ends_the_wait_for_a_run_another_process_holds(tmp_path):
+    import threading
+    import time
+
+    spec = tiny_spec(method="dense")
+    lock = RunDir(tmp_path, spec).lock()
+    lock.__enter__()  # held by a live process (this one): run_local can only wait for it
+    release = threading.Timer(15, lock.__exit__, (None, None, None))  # so that a regression fails rather than hangs
+    release.start()
+    started = time.monotonic()
+    try:
+        outcomes = run_local(plan_suite([spec], tmp_path), tmp_path, ExecSettings(), progress=False,
+                             should_stop=lambda: time.monotonic() - started > 0.5)
+    finally:
+        release.cancel()
+        if (tmp_path / spec.run_id / "lock").exists():
+            lock.__exit__(None, None, None)
+    assert time.monotonic() - started < 10 and [o.status for o in outcomes] == ["locked"]
