@@ -43,6 +43,7 @@ from torch import nn
 from benchmark.connectivity import effective_density
 from benchmark.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
 from benchmark.masks import Masks, Scores, allocate, full_masks, mask_stats, pack
+from benchmark.models.init import NORM_LAYERS
 from benchmark.spec import Point, RunSpec
 from benchmark.store import RunRecords
 from benchmark.train import EpochStats, PartialEpoch, Trainer
@@ -50,7 +51,6 @@ from benchmark.train import EpochStats, PartialEpoch, Trainer
 Restorable = Literal["weights", "bn_affine", "bn_stats", "optimizer", "data_order"]
 SignSource = Literal["keep", "init", "producer"]
 RESTORABLE: tuple[str, ...] = ("weights", "bn_affine", "bn_stats", "optimizer", "data_order")
-_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 
 
 def derive_seed(*parts: object) -> int:
@@ -508,7 +508,7 @@ def state_keys(model: nn.Module) -> dict[str, set[str]]:
     """state_dict keys by restorable part: norm-layer affine, norm-layer statistics, everything else."""
     affine, stats = set(), set()
     for mname, module in model.named_modules():
-        if isinstance(module, _NORM):
+        if isinstance(module, NORM_LAYERS):
             prefix = f"{mname}." if mname else ""
             affine |= {prefix + n for n, _ in module.named_parameters(recurse=False)}
             stats |= {prefix + n for n, _ in module.named_buffers(recurse=False)}

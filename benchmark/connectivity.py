@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from benchmark.masks import Masks
+from benchmark.models.init import NORM_LAYERS
 
-_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 _MAX_TO_AVG: dict[type[nn.Module], type[nn.Module]] = {
     nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d,
     nn.AdaptiveMaxPool1d: nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool2d: nn.AdaptiveAvgPool2d,
@@ -50,7 +50,7 @@ class _Reach(torch.autograd.Function):
 
 def _replacement(module: nn.Module) -> nn.Module | None:
     """The path-counting stand-in for a module, or None to keep it."""
-    if isinstance(module, _NORM):
+    if isinstance(module, NORM_LAYERS):
         return nn.Identity()
     avg = _MAX_TO_AVG.get(type(module))
     if avg is None:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from benchmark.api import PlanSession, get_method
 from benchmark.data import DataCache, dataset_info
-from benchmark.runner import STOP_SIGNALS, Outcome, StopRequest, producers_waited_for, run_one
+from benchmark.runner import Outcome, producers_waited_for, run_one, stop_on_signals
 from benchmark.spec import ExecSettings, RunSpec
 from benchmark.store import RunDir, RunLocked
 
@@ -224,9 +224,7 @@ _worker_state: dict[str, Any] = {}
 def _init_worker(workers: queue.Queue, progress: Any, settings: ExecSettings) -> None:
     worker: Worker = workers.get()
     os.environ.update(worker.env)  # before the first CUDA call of this process
-    stop = StopRequest()
-    for name in STOP_SIGNALS:  # for the life of the worker: stop its run at the next step, checkpointed
-        signal.signal(getattr(signal, name), lambda signum, frame: setattr(stop, "signal", signal.Signals(signum).name))
+    stop = stop_on_signals().__enter__()  # for the life of the worker: stop its run at the next step, checkpointed
     _worker_state.update(
         settings=settings.model_copy(update={"device": worker.device, "threads": worker.threads or settings.threads}),
         data=DataCache(), progress=progress, stop=stop,

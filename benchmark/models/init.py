@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 _CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)  # affine params never pruned
 
 
 # TF's truncated normal keeps draws within 2 std; this is the std of such a draw (TF1 variance_scaling).
@@ -29,7 +29,7 @@ def apply_init(model: nn.Module, scheme: str) -> None:
             kind(module.weight, mode=mode, nonlinearity="relu")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, _NORM) and getattr(module, "weight", None) is not None:
+        elif isinstance(module, NORM_LAYERS) and getattr(module, "weight", None) is not None:
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
@@ -43,7 +43,7 @@ def _tf_variance_scaling(model: nn.Module) -> None:
             nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=0.01)
-        elif isinstance(module, _NORM) and getattr(module, "weight", None) is not None:
+        elif isinstance(module, NORM_LAYERS) and getattr(module, "weight", None) is not None:
             nn.init.ones_(module.weight)
         else:
             continue
