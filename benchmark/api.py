@@ -40,13 +40,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from benchmark.connectivity import effective_density
-from benchmark.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
-from benchmark.masks import Masks, Scores, allocate, full_masks, mask_stats, pack
-from benchmark.models.init import NORM_LAYERS
-from benchmark.spec import Point, RunSpec
-from benchmark.store import RunRecords
-from benchmark.train import EpochStats, PartialEpoch, Trainer
+from prunebench.connectivity import effective_density
+from prunebench.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
+from prunebench.masks import Masks, Scores, allocate, full_masks, mask_stats, pack
+from prunebench.models.init import NORM_LAYERS
+from prunebench.spec import Point, RunSpec
+from prunebench.store import RunRecords
+from prunebench.train import EpochStats, PartialEpoch, Trainer
 
 Restorable = Literal["weights", "bn_affine", "bn_stats", "optimizer", "data_order"]
 SignSource = Literal["keep", "init", "producer"]
@@ -128,8 +128,8 @@ def _load_plugins() -> None:
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED.append(True)
-    importlib.import_module("benchmark.scorers")
-    importlib.import_module("methods")
+    importlib.import_module("prunebench.scorers")
+    importlib.import_module("prunebench.methods")
     for ep in entry_points(group="prunebench.methods"):
         ep.load()
 
@@ -160,7 +160,7 @@ def get_scorer(name: str) -> Scorer:
 
 # --------------------------------------------------------------------------------------- session
 class Recorder(Protocol):
-    """Where a Session writes its records (benchmark.store.RunDir implements it)."""
+    """Where a Session writes its records (prunebench.store.RunDir implements it)."""
 
     def append_metrics(self, row: dict[str, Any]) -> None: ...
     def save_masks(self, level: int, packed: dict[str, Any]) -> None: ...

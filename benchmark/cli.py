@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from benchmark.spec import ExecSettings
+from prunebench.spec import ExecSettings
 
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
@@ -28,7 +28,7 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
 
 
 def _load(path: str, reduced: bool, overrides: tuple[str, ...]):
-    from benchmark.suite import SuiteError, load_suite
+    from prunebench.suite import SuiteError, load_suite
 
     try:
         return load_suite(path, reduced=reduced, overrides=overrides)
@@ -91,9 +91,9 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         checkpoint_every, checkpoint_interval, deterministic, compile_step, channels_last, no_progress, check_after, gpus,
         jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
-    from benchmark.executors import cpu_workers, gpu_workers, in_shard, parse_shard, plan_suite, run_local, run_pool
-    from benchmark.report import collect, save_resolved_suite, suite_markdown
-    from benchmark.runner import stop_on_signals
+    from prunebench.executors import cpu_workers, gpu_workers, in_shard, parse_shard, plan_suite, run_local, run_pool
+    from prunebench.report import collect, save_resolved_suite, suite_markdown
+    from prunebench.runner import stop_on_signals
 
     loaded = _load(suite, reduced, overrides)
     selection = _parse_only(only)
@@ -147,9 +147,9 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
 def _run_slurm(loaded, plans, results_dir, settings, dry_run, retry_failed, partition, time_limit, array_parallelism,
                gpus, cpus, suite, reduced, overrides) -> None:
     """Submit the incomplete runs as one SLURM job array (or, with --dry-run, show its sbatch file)."""
-    from benchmark.executors import to_run
-    from benchmark.report import save_resolved_suite
-    from benchmark.slurm import make_executor, sbatch_script, slurm_parameters, submit
+    from prunebench.executors import to_run
+    from prunebench.report import save_resolved_suite
+    from prunebench.slurm import make_executor, sbatch_script, slurm_parameters, submit
 
     todo, _ = to_run(plans, retry_failed)
     try:
@@ -204,8 +204,8 @@ def _set_aside(results: Path, specs) -> None:
 def _print_plan(plans, retry_failed: bool, results_dir: Path) -> None:
     from tabulate import tabulate
 
-    from benchmark.executors import to_run
-    from benchmark.status import format_duration, measured_seconds_per_epoch
+    from prunebench.executors import to_run
+    from prunebench.status import format_duration, measured_seconds_per_epoch
 
     todo, _ = to_run(plans, retry_failed)
     rows = [[p.spec.label, p.spec.seed, p.spec.run_id, p.status, p.levels, f"{p.epochs:g}",
@@ -226,7 +226,7 @@ def _print_plan(plans, retry_failed: bool, results_dir: Path) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files) -> None:
     """Check suites (and their reduced profiles) without running anything."""
-    from benchmark.suite import SuiteError, load_suite
+    from prunebench.suite import SuiteError, load_suite
 
     bad = 0
     for path in files:
@@ -248,7 +248,7 @@ def validate(files) -> None:
 @click.option("--suites-dir", default="suites", show_default=True, type=click.Path(file_okay=False))
 def list_(kind, suites_dir) -> None:
     """List what a suite can name."""
-    from benchmark import api, data, masks, models
+    from prunebench import api, data, masks, models
 
     if kind == "methods":
         for name in api.method_names():
@@ -286,7 +286,7 @@ def _show(value) -> str:
 @click.option("--diagnostics", is_flag=True, help="also show per-level sign flips, mask overlap, layer densities and FLOPs")
 def report(results, output_dir, diagnostics) -> None:
     """Rebuild the leaderboards of every suite recorded in RESULTS from the run records alone."""
-    from benchmark.report import diagnostics_markdown, suite_markdown, suites_in, write_outputs
+    from prunebench.report import diagnostics_markdown, suite_markdown, suites_in, write_outputs
 
     try:
         suites = suites_in(Path(results))
@@ -306,7 +306,7 @@ def report(results, output_dir, diagnostics) -> None:
 @click.argument("results", default=DEFAULT_RESULTS, type=click.Path(file_okay=False))
 def status(results) -> None:
     """Per suite in RESULTS: runs complete / running / failed (with reason) / pending, and an ETA."""
-    from benchmark.status import format_duration, results_status
+    from prunebench.status import format_duration, results_status
 
     if not (Path(results) / "suites").is_dir():
         _fail(f"error: {results}: no suites recorded here (run `bench run SUITE --results {results}`)")
@@ -332,7 +332,7 @@ def check(suite, results, reduced, overrides, strict, github_summary) -> None:
     Exit 0: everything checked is reproduced and every claim holds; 1: a deviation or a failed claim;
     2: a usage or suite error; 3: runs missing or failed (and nothing deviates).
     """
-    from benchmark.report import collect, suite_markdown
+    from prunebench.report import collect, suite_markdown
 
     loaded = _load(suite, reduced, overrides)
     sr = collect(Path(results), _result_name(loaded, reduced), loaded.runs(), _meta(loaded, suite, reduced, overrides),
@@ -351,7 +351,7 @@ def check(suite, results, reduced, overrides, strict, github_summary) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE")
 def golden(suite, results, overrides) -> None:
     """Record the reduced profile's results in RESULTS as SUITE's golden references (explicit, never automatic)."""
-    from benchmark.golden import record_golden
+    from prunebench.golden import record_golden
 
     loaded = _load(suite, True, overrides)
     try:
@@ -366,7 +366,7 @@ def golden(suite, results, overrides) -> None:
 @click.argument("b", type=click.Path(exists=True, file_okay=False))
 def compare(a, b) -> None:
     """Two result sets side by side (every suite, method and level in either), with B - A."""
-    from benchmark.report import compare_markdown
+    from prunebench.report import compare_markdown
 
     try:
         click.echo(compare_markdown(Path(a), Path(b)))
@@ -384,7 +384,7 @@ def data() -> None:
 @click.option("--data-root", default=None, type=click.Path(file_okay=False))
 def data_where(name, data_root) -> None:
     """Print the folder a dataset is read from (or how to get it)."""
-    from benchmark.data import DatasetError, locate
+    from prunebench.data import DatasetError, locate
 
     try:
         click.echo(locate(name, data_root))
@@ -397,7 +397,7 @@ def data_where(name, data_root) -> None:
 @click.option("--data-root", required=True, type=click.Path(file_okay=False))
 def data_download(name, data_root) -> None:
     """Download a dataset into DATA_ROOT (needs internet; never done implicitly)."""
-    from benchmark.data import DatasetError, dataset_info
+    from prunebench.data import DatasetError, dataset_info
 
     try:
         info = dataset_info(name)

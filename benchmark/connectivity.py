@@ -26,8 +26,8 @@ import copy
 import torch
 from torch import nn
 
-from benchmark.masks import Masks
-from benchmark.models.init import NORM_LAYERS
+from prunebench.masks import Masks
+from prunebench.models.init import NORM_LAYERS
 
 _MAX_TO_AVG: dict[type[nn.Module], type[nn.Module]] = {
     nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from benchmark.masks import Masks
+from prunebench.masks import Masks
 
 Signs = dict[str, torch.Tensor]  # name -> bool tensor, True where the weight is negative
 

@@ -3,7 +3,7 @@
 - ``run_local``: one run after another in this process, one progress bar over the planned epochs.
 - ``run_pool``: one worker process per GPU (``--gpus 0,1``: CUDA_VISIBLE_DEVICES set per worker) or
   per CPU job (``--jobs N``), fed runs as they become free; a failure in one run does not stop others.
-- SLURM: benchmark.slurm (submitit job arrays), calling the same run_one.
+- SLURM: prunebench.slurm (submitit job arrays), calling the same run_one.
 
 Finished runs are skipped; failed runs are skipped unless retried; a run another process holds
 (its lock is live) is left to it. ``--shard i/N`` keeps the runs whose id falls in shard i, so
@@ -26,11 +26,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark.api import PlanSession, get_method
-from benchmark.data import DataCache, dataset_info
-from benchmark.runner import Outcome, producers_waited_for, run_one, stop_on_signals
-from benchmark.spec import ExecSettings, RunSpec
-from benchmark.store import RunDir, RunLocked
+from prunebench.api import PlanSession, get_method
+from prunebench.data import DataCache, dataset_info
+from prunebench.runner import Outcome, producers_waited_for, run_one, stop_on_signals
+from prunebench.spec import ExecSettings, RunSpec
+from prunebench.store import RunDir, RunLocked
 
 
 @dataclass(frozen=True)

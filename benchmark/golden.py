@@ -13,10 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.report import collect, leaderboard_rows
-from benchmark.spec import GoldenFile, ReferenceNumber
-from benchmark.store import RunDir, read_json
-from benchmark.suite import Suite, golden_path
+from prunebench.report import collect, leaderboard_rows
+from prunebench.spec import GoldenFile, ReferenceNumber
+from prunebench.store import RunDir, read_json
+from prunebench.suite import Suite, golden_path
 
 HEADER = "# Golden references of the reduced profile, recorded by `bench golden`; regenerate, never edit.\n"
 
@@ -43,7 +43,7 @@ def record_golden(suite: Suite, results: Path, command: str) -> tuple[Path, int]
     existing = golden_path(suite.path, suite.name)
     tolerance = GoldenFile.model_fields["tolerance"].default
     if existing.is_file():  # keep a hand-tuned tolerance across regenerations
-        from benchmark.suite import load_golden
+        from prunebench.suite import load_golden
 
         tolerance = load_golden(existing).tolerance
     golden = GoldenFile(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.spec import PrunableSpec
+from prunebench.spec import PrunableSpec
 
 Masks = dict[str, torch.Tensor]
 Scores = Mapping[str, torch.Tensor]

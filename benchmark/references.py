@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from benchmark.spec import Claim, ReferenceNumber, Tolerance
+from prunebench.spec import Claim, ReferenceNumber, Tolerance
 
 SPARSITY_MATCH = 0.06  # percentage points
 
@@ -54,7 +54,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 
 
 def cells(table: pd.DataFrame) -> pd.DataFrame:
-    """Aggregated rows (benchmark.report.aggregate) in percent, one per (label, variant, level)."""
+    """Aggregated rows (prunebench.report.aggregate) in percent, one per (label, variant, level)."""
     if table.empty:
         return pd.DataFrame(columns=["label", "variant", "level", "sparsity", "mean", "std", "n"])
     return pd.DataFrame({

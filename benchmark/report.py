@@ -3,7 +3,7 @@
 A leaderboard has one row per method (label and sweep variant) and level: target and achieved
 sparsity, weights remaining, final-epoch test accuracy as mean ± sample std over seeds (n), the
 difference to the dense baseline, the matching reference with its difference, and the verdict of
-benchmark.references. Runs are matched to a suite by run id, so ``bench report DIR`` needs only DIR.
+prunebench.references. Runs are matched to a suite by run id, so ``bench report DIR`` needs only DIR.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.diagnostics import mask_iou
-from benchmark.references import ClaimVerdict, Verdict, cells, evaluate_claim, judge_all
-from benchmark.spec import ReferencesSpec, RunSpec, Tolerance
-from benchmark.store import SUITES_DIR, RunDir, atomic_write_json, read_json
+from prunebench.diagnostics import mask_iou
+from prunebench.references import ClaimVerdict, Verdict, cells, evaluate_claim, judge_all
+from prunebench.spec import ReferencesSpec, RunSpec, Tolerance
+from prunebench.store import SUITES_DIR, RunDir, atomic_write_json, read_json
 
 
 def save_resolved_suite(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, Any]) -> Path:
@@ -140,7 +140,7 @@ def _signed(x: float | None) -> str:
 
 def _cell_verdicts(sr: SuiteResults) -> dict[tuple[str, str, int], list[Verdict]]:
     """Verdicts attached to the leaderboard row they matched."""
-    from benchmark.references import find_cell
+    from prunebench.references import find_cell
 
     ours = cells(sr.table)
     out: dict[tuple[str, str, int], list[Verdict]] = {}

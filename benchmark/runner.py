@@ -24,13 +24,13 @@ from typing import Any
 
 import torch
 
-from benchmark.api import Interrupted, Session, StandaloneSession, derive_seed, get_method
-from benchmark.data import DataCache, DeviceLoader
-from benchmark.masks import prunable_parameters
-from benchmark.models import build_model
-from benchmark.spec import ExecSettings, RunSpec
-from benchmark.store import RunDir, RunRecords
-from benchmark.train import Diverged, Trainer
+from prunebench.api import Interrupted, Session, StandaloneSession, derive_seed, get_method
+from prunebench.data import DataCache, DeviceLoader
+from prunebench.masks import prunable_parameters
+from prunebench.models import build_model
+from prunebench.spec import ExecSettings, RunSpec
+from prunebench.store import RunDir, RunRecords
+from prunebench.train import Diverged, Trainer
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from benchmark.spec import ScheduleSpec
+    from prunebench.spec import ScheduleSpec
 
 
 def learning_rate(spec: ScheduleSpec, base_lr: float, step: int, steps_per_epoch: int, epochs: int) -> float:

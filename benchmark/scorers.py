@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.api import ScoreContext, register_scorer
-from benchmark.masks import Scores
+from prunebench.api import ScoreContext, register_scorer
+from prunebench.masks import Scores
 
 
 @register_scorer("magnitude")

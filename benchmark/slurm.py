@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark.executors import PlannedRun, dependency_layers
-from benchmark.runner import run_one, stop_on_signals
-from benchmark.spec import ExecSettings, RunSpec
+from prunebench.executors import PlannedRun, dependency_layers
+from prunebench.runner import run_one, stop_on_signals
+from prunebench.spec import ExecSettings, RunSpec
 
 REQUEUE_LIMIT = 100  # preemptions per task before giving up
 

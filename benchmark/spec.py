@@ -174,7 +174,7 @@ class ReferenceNumber(StrictModel):
 
 
 class Claim(StrictModel):
-    """An assertion over results, e.g. 'lrr >= imp at sparsity >= 90' (see benchmark.references)."""
+    """An assertion over results, e.g. 'lrr >= imp at sparsity >= 90' (see prunebench.references)."""
 
     claim: str
     source: str = Field(min_length=1)
@@ -266,7 +266,7 @@ class RunSpec(StrictModel):
 def _non_default_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
     """The method's parameters that differ from its Params defaults (all of them for a method this
     installation does not know, e.g. a plugin that is not installed)."""
-    from benchmark.api import UnknownName, get_method  # benchmark.api imports this module
+    from prunebench.api import UnknownName, get_method  # benchmark.api imports this module
 
     try:
         model = get_method(method).Params

@@ -11,9 +11,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.report import load_resolved_suites
-from benchmark.spec import RunSpec
-from benchmark.store import RunDir
+from prunebench.report import load_resolved_suites
+from prunebench.spec import RunSpec
+from prunebench.store import RunDir
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def measured_seconds_per_epoch(results: Path, specs: list[RunSpec]) -> float | N
 
 
 def results_status(results: Path) -> list[SuiteStatus]:
-    from benchmark.executors import plan_run
+    from prunebench.executors import plan_run
 
     out = []
     for suite in load_resolved_suites(results):

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from benchmark.spec import RunSpec
+from prunebench.spec import RunSpec
 
 SUITES_DIR = "suites"
 
@@ -72,7 +72,7 @@ class RunLocked(RuntimeError):
 
 
 class RunDir:
-    """The records of one run. Implements benchmark.api.Recorder."""
+    """The records of one run. Implements prunebench.api.Recorder."""
 
     def __init__(self, results: Path, spec: RunSpec | None, run_id: str | None = None) -> None:
         self.spec = spec
@@ -267,13 +267,13 @@ class RunRecords:
         return torch.load(path, weights_only=True)
 
     def masks(self, level: int) -> dict[str, torch.Tensor]:
-        from benchmark.masks import unpack
+        from prunebench.masks import unpack
 
         return unpack(self.packed("masks", level))
 
     def signs(self, level: int) -> dict[str, torch.Tensor]:
         """True where the producer's weight was negative at the end of that level."""
-        from benchmark.masks import unpack
+        from prunebench.masks import unpack
 
         return unpack(self.packed("signs", level))
 

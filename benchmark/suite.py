@@ -24,11 +24,11 @@ import torch
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from benchmark.api import Method, UnknownName, get_method, get_scorer
-from benchmark.data import DatasetError, dataset_info, expected_shape
-from benchmark.masks import MaskError, allocation_names, prunable_parameters
-from benchmark.models import ModelError, build_model, check_model
-from benchmark.spec import PRODUCER_ROLES, RESERVED_METHOD_KEYS, GoldenFile, PruneSpec, ReferencesSpec, RunSpec, SuiteSpec, TrainSpec
+from prunebench.api import Method, UnknownName, get_method, get_scorer
+from prunebench.data import DatasetError, dataset_info, expected_shape
+from prunebench.masks import MaskError, allocation_names, prunable_parameters
+from prunebench.models import ModelError, build_model, check_model
+from prunebench.spec import PRODUCER_ROLES, RESERVED_METHOD_KEYS, GoldenFile, PruneSpec, ReferencesSpec, RunSpec, SuiteSpec, TrainSpec
 
 
 class SuiteError(ValueError):
@@ -309,7 +309,7 @@ def _check_references(spec: SuiteSpec, raw: MarkedDict, errors: list[str]) -> No
 
 
 def _datasets() -> list[str]:
-    from benchmark.data import dataset_names
+    from prunebench.data import dataset_names
 
     return dataset_names()
 

@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data import DeviceLoader
-from benchmark.masks import Masks, apply_masks
-from benchmark.schedules import learning_rate
-from benchmark.spec import OptimizerSpec, TrainSpec
+from prunebench.data import DeviceLoader
+from prunebench.masks import Masks, apply_masks
+from prunebench.schedules import learning_rate
+from prunebench.spec import OptimizerSpec, TrainSpec
 
 _CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 

@@ -2,7 +2,7 @@
 
 Three loops train the same model (same init, same SGD) on synthetic data of one shape:
 
-(a) ``harness``: the Trainer exactly as a suite runs it, built by ``benchmark.runner.build_session``
+(a) ``harness``: the Trainer exactly as a suite runs it, built by ``prunebench.runner.build_session``
     with an 80%-sparse global magnitude mask: data resident on the device as uint8, batched
     crop/flip there, masks by one foreach multiply after the step, the given execution settings;
 (b) ``reference``: the loop most pruning codebases use: an in-memory Dataset of PIL images,
@@ -43,14 +43,14 @@ from torch import nn
 from torch.nn.utils import prune
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.api import derive_seed
-from benchmark.data import DataCache, Prepared, Split
-from benchmark.masks import Masks, apply_masks
-from benchmark.models import build_model
-from benchmark.runner import build_session, configure_torch, provenance, resolve_device
-from benchmark.spec import ExecSettings, RunSpec
-from benchmark.store import RunDir
-from benchmark.train import Trainer, compiled_forward_loss, forward_loss, make_optimizer
+from prunebench.api import derive_seed
+from prunebench.data import DataCache, Prepared, Split
+from prunebench.masks import Masks, apply_masks
+from prunebench.models import build_model
+from prunebench.runner import build_session, configure_torch, provenance, resolve_device
+from prunebench.spec import ExecSettings, RunSpec
+from prunebench.store import RunDir
+from prunebench.train import Trainer, compiled_forward_loss, forward_loss, make_optimizer
 
 LOOPS = ("harness", "reference", "floor")
 

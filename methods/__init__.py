@@ -1,3 +1,3 @@
-"""The built-in pruning methods, each registered against benchmark.api."""
+"""The built-in pruning methods, each registered against prunebench.api."""
 
-from methods import cyclic, dense, imp, lrr, oneshot, pai, single_neuron  # noqa: F401
+from prunebench.methods import cyclic, dense, imp, lrr, oneshot, pai, single_neuron  # noqa: F401

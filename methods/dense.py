@@ -1,6 +1,6 @@
 """The dense baseline: one level of the protocol, nothing pruned."""
 
-from benchmark.api import Method, MethodParams, Session, register_method
+from prunebench.api import Method, MethodParams, Session, register_method
 
 
 @register_method("dense")

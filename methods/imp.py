@@ -9,8 +9,8 @@ iterative-random-pruning ablation, ``mask_of`` with ``from: {masks: lrr}`` IMP o
 ``signs: producer`` with ``from: {signs: lrr}`` rewinds to |w_rewind| * sign(w_LRR at that level).
 """
 
-from benchmark.api import IterativeParams, Method, Restorable, Session, register_method, retrain
-from benchmark.spec import Point
+from prunebench.api import IterativeParams, Method, Restorable, Session, register_method, retrain
+from prunebench.spec import Point
 
 
 @register_method("imp")

@@ -7,8 +7,8 @@ default), then either rewind to ``rewind`` and train from there (one-shot lotter
 
 from pydantic import Field
 
-from benchmark.api import Method, MethodParams, Restorable, Session, register_method
-from benchmark.spec import Point
+from prunebench.api import Method, MethodParams, Restorable, Session, register_method
+from prunebench.spec import Point
 
 
 @register_method("oneshot_magnitude")

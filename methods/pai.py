@@ -14,7 +14,7 @@ and ``init_test_loss`` (a collapsed mask shows there as chance accuracy before a
 
 from pydantic import Field
 
-from benchmark.api import Method, MethodParams, Session, prune_in_rounds, register_method
+from prunebench.api import Method, MethodParams, Session, prune_in_rounds, register_method
 
 
 @register_method("pai")

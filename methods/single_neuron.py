@@ -24,7 +24,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from benchmark.api import Method, MethodParams, StandaloneSession, register_method
+from prunebench.api import Method, MethodParams, StandaloneSession, register_method
 
 
 @register_method("single_neuron")

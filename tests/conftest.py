@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import torch
 
-from benchmark.data import DatasetError, locate
-from benchmark.spec import RunSpec
+from prunebench.data import DatasetError, locate
+from prunebench.spec import RunSpec
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
@@ -88,5 +88,5 @@ TINY_SUITE = synthetic_suite("tiny", "  - name: dense\n  - {name: lrr, levels: 2
 
 def bench_process(*args: str) -> subprocess.Popen:
     """`bench ARGS` in a child process (from the repository root), output captured as text."""
-    return subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "prunebench.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -1,6 +1,6 @@
 """Layer-distribution rules: exact global counts, capacities, and each rule's per-layer counts.
 
-The expected per-layer counts are computed here by other means than benchmark.masks uses (the
+The expected per-layer counts are computed here by other means than prunebench.masks uses (the
 iterated capacity fix of the ERK literature; numpy's polynomial roots for pyramidal, as in the
 authors' code), so a shared mistake cannot pass.
 """
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.masks import MaskError, allocate, mask_stats, target_count
+from prunebench.masks import MaskError, allocate, mask_stats, target_count
 
 RULES = ["erk", "er", "balanced", "pyramidal"]
 DENSITIES = [1.0, 0.5, 0.1, 0.0137, 0.001, 0.0]

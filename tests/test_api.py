@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from benchmark.api import PlanSession, Session, UnknownName, get_method, state_keys
-from benchmark.data import DataCache
-from benchmark.runner import build_session
-from benchmark.spec import ExecSettings
-from benchmark.store import RunDir
+from prunebench.api import PlanSession, Session, UnknownName, get_method, state_keys
+from prunebench.data import DataCache
+from prunebench.runner import build_session
+from prunebench.spec import ExecSettings
+from prunebench.store import RunDir
 from tests.conftest import tiny_spec
 
 BN_MODEL = {"model": {"name": "resnet20", "options": {"width": 4}}}
@@ -139,7 +139,7 @@ def test_plan_counts_what_a_run_trains(tmp_path, method, params, epochs):
 
 def test_third_party_methods_register_through_entry_points(monkeypatch):
     """A package registers a method by naming a module in the 'prunebench.methods' entry-point group."""
-    from benchmark import api
+    from prunebench import api
 
     loaded = []
 

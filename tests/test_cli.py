@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from benchmark.cli import main
-from benchmark.suite import load_suite
+from prunebench.cli import main
+from prunebench.suite import load_suite
 from tests.conftest import TINY_SUITE as SUITE
 from tests.conftest import REPO, bench_process, requires_fashion_mnist
 

@@ -3,13 +3,13 @@
 import torch
 from torch import nn
 
-from benchmark.connectivity import effective_density, effective_masks
-from benchmark.data import DataCache
-from benchmark.masks import full_masks, mask_stats, prunable_parameters
-from benchmark.models import build_model
-from benchmark.runner import build_session
-from benchmark.spec import ExecSettings, ModelSpec, PrunableSpec
-from benchmark.store import RunDir
+from prunebench.connectivity import effective_density, effective_masks
+from prunebench.data import DataCache
+from prunebench.masks import full_masks, mask_stats, prunable_parameters
+from prunebench.models import build_model
+from prunebench.runner import build_session
+from prunebench.spec import ExecSettings, ModelSpec, PrunableSpec
+from prunebench.store import RunDir
 from tests.conftest import tiny_spec
 
 

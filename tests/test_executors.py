@@ -6,11 +6,11 @@ import socket
 
 import pytest
 
-from benchmark.executors import Worker, in_shard, parse_shard, plan_suite, run_local, run_pool
-from benchmark.runner import run_one
-from benchmark.spec import ExecSettings
-from benchmark.status import suite_status
-from benchmark.store import RunDir, atomic_write_json
+from prunebench.executors import Worker, in_shard, parse_shard, plan_suite, run_local, run_pool
+from prunebench.runner import run_one
+from prunebench.spec import ExecSettings
+from prunebench.status import suite_status
+from prunebench.store import RunDir, atomic_write_json
 from tests.conftest import TINY_SUITE, bench_process, tiny_spec
 
 SUITE = TINY_SUITE.replace("  - {name: lrr, levels: 2, fraction: 0.5}\n",

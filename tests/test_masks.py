@@ -2,11 +2,11 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.masks import (
+from prunebench.masks import (
     MaskError, allocate, full_masks, mask_stats, pack, prunable_parameters, target_count, unpack,
 )
-from benchmark.models import build_model
-from benchmark.spec import ModelSpec, PrunableSpec
+from prunebench.models import build_model
+from prunebench.spec import ModelSpec, PrunableSpec
 
 
 def net() -> nn.Module:

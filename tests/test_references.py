@@ -5,12 +5,12 @@ import math
 import pandas as pd
 import pytest
 
-from benchmark.references import ClaimError, cells, evaluate_claim, judge, parse_claim
-from benchmark.spec import Claim, ReferenceNumber, Tolerance
+from prunebench.references import ClaimError, cells, evaluate_claim, judge, parse_claim
+from prunebench.spec import Claim, ReferenceNumber, Tolerance
 
 
 def table(rows):
-    """Aggregated rows as benchmark.report.aggregate makes them (fractions), from (label, variant, level, sparsity %, mean %, std %, n)."""
+    """Aggregated rows as prunebench.report.aggregate makes them (fractions), from (label, variant, level, sparsity %, mean %, std %, n)."""
     return pd.DataFrame([{
         "label": label, "variant": variant, "level": level, "target_sparsity": s / 100, "accuracy_mean": m / 100,
         "accuracy_std": float("nan") if sd is None else sd / 100, "n": n,

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from benchmark.cli import main
-from benchmark.report import collect, leaderboard_rows, suite_csv, suite_figure, suite_markdown, write_outputs
-from benchmark.store import RunDir, atomic_write_json
-from benchmark.suite import load_suite
+from prunebench.cli import main
+from prunebench.report import collect, leaderboard_rows, suite_csv, suite_figure, suite_markdown, write_outputs
+from prunebench.store import RunDir, atomic_write_json
+from prunebench.suite import load_suite
 
 EXPECTED = Path(__file__).parent / "expected"
 
@@ -191,7 +191,7 @@ def test_golden_record_then_check(tmp_path, cycles):
 
 
 def test_compare(tmp_path):
-    from benchmark.report import save_resolved_suite
+    from prunebench.report import save_resolved_suite
 
     _, suite, a = fake_results(tmp_path / "a")
     _, _, b = fake_results(tmp_path / "b")
@@ -204,7 +204,7 @@ def test_compare(tmp_path):
 
 
 def test_diagnostics_show_the_recorded_values_and_the_overlap_between_methods(tmp_path):
-    from benchmark.report import diagnostics_table, method_overlap
+    from prunebench.report import diagnostics_table, method_overlap
     from tests.methods.test_ablations import SUITE as SWAPS
 
     path = tmp_path / "swaps.yaml"
@@ -228,8 +228,8 @@ def test_diagnostics_show_the_recorded_values_and_the_overlap_between_methods(tm
 
 
 def test_records_of_another_protocol_version_are_named_not_mixed_in(tmp_path, monkeypatch):
-    from benchmark import spec as spec_module
-    from benchmark.report import save_resolved_suite, suites_in
+    from prunebench import spec as spec_module
+    from prunebench.report import save_resolved_suite, suites_in
 
     _, suite, results = fake_results(tmp_path)
     save_resolved_suite(results, suite.name, suite.runs(), {})

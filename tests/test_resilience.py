@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.runner import run_one, stop_on_signals
-from benchmark.spec import ExecSettings
-from benchmark.store import RunDir
+from prunebench.runner import run_one, stop_on_signals
+from prunebench.spec import ExecSettings
+from prunebench.store import RunDir
 from tests.conftest import bench_process, synthetic_suite, tiny_spec
 
 IMP = dict(method="imp", params={"levels": 2, "rewind": "3it", "fraction": 0.4},
@@ -45,7 +45,7 @@ class Killed(BaseException):
 
 def test_kill_during_a_checkpoint_write_falls_back(tmp_path, monkeypatch):
     """Dying while the new checkpoint is written (the old one already renamed to previous.pt)."""
-    import benchmark.store as store
+    import prunebench.store as store
 
     spec = tiny_spec(**IMP)
     run_one(spec, tmp_path / "clean", ExecSettings(checkpoint_interval_s=0))

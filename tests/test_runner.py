@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from benchmark.executors import plan_suite, run_local
-from benchmark.runner import run_one
-from benchmark.spec import ExecSettings
-from benchmark.store import RunDir
-from benchmark.train import Trainer
+from prunebench.executors import plan_suite, run_local
+from prunebench.runner import run_one
+from prunebench.spec import ExecSettings
+from prunebench.store import RunDir
+from prunebench.train import Trainer
 from tests.conftest import tiny_spec
 
 IMP = dict(method="imp", params={"levels": 3, "rewind": "3it", "fraction": 0.4},

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from benchmark.schedules import learning_rate
-from benchmark.spec import ScheduleSpec
+from prunebench.schedules import learning_rate
+from prunebench.spec import ScheduleSpec
 
 
 def lrs(spec: ScheduleSpec, base: float = 1.0, spe: int = 10, epochs: int = 10) -> list[float]:

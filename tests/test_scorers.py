@@ -5,12 +5,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.api import ScoreContext, get_scorer
-from benchmark.data import DataCache
-from benchmark.masks import allocate, full_masks, prunable_parameters
-from benchmark.runner import build_session
-from benchmark.spec import ExecSettings, PrunableSpec
-from benchmark.store import RunDir
+from prunebench.api import ScoreContext, get_scorer
+from prunebench.data import DataCache
+from prunebench.masks import allocate, full_masks, prunable_parameters
+from prunebench.runner import build_session
+from prunebench.spec import ExecSettings, PrunableSpec
+from prunebench.store import RunDir
 from tests.conftest import tiny_spec
 
 SCORERS = ["magnitude", "random", "snip", "grasp", "synflow"]

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from benchmark.executors import plan_suite
-from benchmark.runner import run_one
-from benchmark.slurm import make_executor, parse_time, sbatch_script, slurm_parameters, submit
-from benchmark.spec import ExecSettings
-from benchmark.store import RunDir
+from prunebench.executors import plan_suite
+from prunebench.runner import run_one
+from prunebench.slurm import make_executor, parse_time, sbatch_script, slurm_parameters, submit
+from prunebench.spec import ExecSettings
+from prunebench.store import RunDir
 from tests.conftest import tiny_spec
 
 

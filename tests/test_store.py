@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from benchmark.store import RunDir, RunLocked, atomic_write_json, read_json
+from prunebench.store import RunDir, RunLocked, atomic_write_json, read_json
 from tests.conftest import tiny_spec
 
 

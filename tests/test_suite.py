@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.suite import SuiteError, load_suite
+from prunebench.suite import SuiteError, load_suite
 
 BASE = """\
 name: t
@@ -201,9 +201,9 @@ def test_suite_prunable_counts(name, prunable):
     """The prunable weight counts the papers state follow from each suite's model and selection."""
     import torch
 
-    from benchmark.data import expected_shape
-    from benchmark.masks import prunable_parameters
-    from benchmark.models import build_model
+    from prunebench.data import expected_shape
+    from prunebench.masks import prunable_parameters
+    from prunebench.models import build_model
 
     suite = load_suite(Path(__file__).parent.parent / "suites" / f"{name}.yaml")
     classes, shape = expected_shape(suite.spec.data)
@@ -214,7 +214,7 @@ def test_suite_prunable_counts(name, prunable):
 
 
 def test_a_method_parameter_at_its_default_is_not_part_of_the_run_id(monkeypatch):
-    from methods.lrr import LRR
+    from prunebench.methods.lrr import LRR
     from tests.conftest import tiny_spec
 
     implicit = tiny_spec(method="lrr", params={})

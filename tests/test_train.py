@@ -3,11 +3,11 @@ import math
 import pytest
 import torch
 
-from benchmark.data import DeviceLoader, load_prepared
-from benchmark.masks import allocate, full_masks, prunable_parameters
-from benchmark.models import build_model
-from benchmark.spec import DataSpec, SyntheticSpec, TrainSpec, PrunableSpec
-from benchmark.train import Diverged, Trainer
+from prunebench.data import DeviceLoader, load_prepared
+from prunebench.masks import allocate, full_masks, prunable_parameters
+from prunebench.models import build_model
+from prunebench.spec import DataSpec, SyntheticSpec, TrainSpec, PrunableSpec
+from prunebench.train import Diverged, Trainer
 
 DATA = DataSpec(dataset="synthetic", synthetic=SyntheticSpec(channels=1, size=8, classes=4, train_size=256, test_size=64))
 
@@ -16,7 +16,7 @@ def trainer(optimizer: dict | None = None, epochs: int = 3, model: str = "lenet_
     prepared = load_prepared(DATA)
     torch.manual_seed(0)
     options = {"hidden": [32, 16]} if model == "lenet_300_100" else {"width": 4}
-    from benchmark.spec import ModelSpec
+    from prunebench.spec import ModelSpec
 
     net = build_model(ModelSpec(name=model, options=options), 4, prepared.shape)
     spec = TrainSpec.model_validate({
@@ -217,12 +217,12 @@ def test_step_loop_reads_nothing_back_from_the_device():
 
 
 def test_build_session_passes_the_execution_settings(tmp_path):
-    from benchmark.data import DataCache
-    from benchmark.runner import build_session
-    from benchmark.spec import ExecSettings
-    from benchmark.store import RunDir
-    from benchmark.train import compiled_forward_loss, forward_loss
-    from conftest import tiny_spec
+    from prunebench.data import DataCache
+    from prunebench.runner import build_session
+    from prunebench.spec import ExecSettings
+    from prunebench.store import RunDir
+    from prunebench.train import compiled_forward_loss, forward_loss
+    from tests.conftest import tiny_spec
 
     spec = tiny_spec(model={"name": "resnet20", "options": {"width": 4}})
     session = lambda **settings: build_session(  # noqa: E731
@@ -235,7 +235,7 @@ def test_build_session_passes_the_execution_settings(tmp_path):
 def test_stop_request_then_carry_equals_one_pass_with_dropout():
     """A stop mid-epoch hands back the epoch's sums and RNG state; finishing it later is bitwise the
     same as never stopping (dropout included, which draws from the global generator)."""
-    from benchmark.train import PartialEpoch
+    from prunebench.train import PartialEpoch
 
     def fresh():
         t = trainer(epochs=2)

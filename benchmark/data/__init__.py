@@ -1,9 +1,9 @@
 """Datasets: registry, loading into whole-split uint8 tensors, and the on-device batch loader."""
 
-from benchmark.data import cifar, idx, synthetic, tiny_imagenet  # noqa: F401  (registers the built-in datasets)
-from benchmark.data.loader import DeviceLoader, EpochPlan, normalize
-from benchmark.data.prepare import DataCache, Prepared, expected_shape, load_prepared
-from benchmark.data.registry import (
+from prunebench.data import cifar, idx, synthetic, tiny_imagenet  # noqa: F401  (registers the built-in datasets)
+from prunebench.data.loader import DeviceLoader, EpochPlan, normalize
+from prunebench.data.prepare import DataCache, Prepared, expected_shape, load_prepared
+from prunebench.data.registry import (
     DatasetError,
     DatasetInfo,
     Split,

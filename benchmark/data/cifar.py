@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.data.registry import DatasetError, DatasetInfo, Split, register_dataset, torchvision_download
+from prunebench.data.registry import DatasetError, DatasetInfo, Split, register_dataset, torchvision_download
 
 _SIDE = 32
 

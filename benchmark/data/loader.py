@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmark.data.registry import Split
-from benchmark.spec import AugmentSpec
+from prunebench.data.registry import Split
+from prunebench.spec import AugmentSpec
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmark.data.registry import DatasetError, Split, dataset_info, locate
-from benchmark.data.synthetic import make_synthetic
-from benchmark.spec import DataSpec, SyntheticSpec
+from prunebench.data.registry import DatasetError, Split, dataset_info, locate
+from prunebench.data.synthetic import make_synthetic
+from prunebench.spec import DataSpec, SyntheticSpec
 
 
 @dataclass(frozen=True)

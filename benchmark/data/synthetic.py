@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark.data.registry import DatasetInfo, Split, register_dataset
-from benchmark.spec import SyntheticSpec
+from prunebench.data.registry import DatasetInfo, Split, register_dataset
+from prunebench.spec import SyntheticSpec
 
 
 def make_synthetic(spec: SyntheticSpec) -> tuple[Split, Split]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmark.data.registry import DatasetError, DatasetInfo, Split, register_dataset
+from prunebench.data.registry import DatasetError, DatasetInfo, Split, register_dataset
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 MD5 = "90528d7ca1a48142e341f4ef8d21d0de"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.models.registry import register_model
+from prunebench.models.registry import register_model
 
 
 class LeNet5(nn.Module):

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from benchmark.models.init import apply_init
-from benchmark.spec import ModelSpec
+from prunebench.models.init import apply_init
+from prunebench.spec import ModelSpec
 
 ModelBuilder = Callable[..., nn.Module]
 _MODELS: dict[str, ModelBuilder] = {}

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from benchmark.models.registry import register_model
+from prunebench.models.registry import register_model
 
 
 def _stem_conv(in_channels: int, kernel: int, stride: int) -> nn.Conv2d:

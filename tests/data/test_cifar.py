@@ -13,8 +13,8 @@ import torch
 import torchvision.datasets as tvd
 import torchvision.datasets.cifar as tv_cifar
 
-from benchmark.data import DatasetError, dataset_info, load_prepared, locate
-from benchmark.spec import DataSpec
+from prunebench.data import DatasetError, dataset_info, load_prepared, locate
+from prunebench.spec import DataSpec
 
 TRAIN_SIZES = (3, 2, 4, 1, 2)  # five CIFAR-10 train batches
 TEST_SIZE = 3
@@ -174,7 +174,7 @@ def test_batch_file_cannot_run_code(tmp_path: Path) -> None:
     import os
     import pickle
 
-    from benchmark.data.cifar import read_batch
+    from prunebench.data.cifar import read_batch
 
     class Exploit:
         def __reduce__(self):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data import DatasetError, load_prepared, locate
-from benchmark.data.idx import read_idx
-from benchmark.data.prepare import per_class_subset, repeat_channels, resize
-from benchmark.data.registry import Split
-from benchmark.spec import DataSpec, SubsetSpec
+from prunebench.data import DatasetError, load_prepared, locate
+from prunebench.data.idx import read_idx
+from prunebench.data.prepare import per_class_subset, repeat_channels, resize
+from prunebench.data.registry import Split
+from prunebench.spec import DataSpec, SubsetSpec
 from tests.conftest import requires_fashion_mnist
 
 

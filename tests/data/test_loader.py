@@ -3,9 +3,9 @@
 import torch
 import torchvision.transforms.functional as TF
 
-from benchmark.data import DeviceLoader, Split
-from benchmark.data.loader import random_crop
-from benchmark.spec import AugmentSpec
+from prunebench.data import DeviceLoader, Split
+from prunebench.data.loader import random_crop
+from prunebench.spec import AugmentSpec
 
 
 def split(n=20, c=3, side=8) -> Split:
@@ -63,7 +63,7 @@ def test_in_order_is_file_order():
 
 
 def test_resized_crop_equals_torchvision_crop_then_bilinear_resize():
-    from benchmark.data.loader import resized_crop
+    from prunebench.data.loader import resized_crop
 
     images = split(n=4, side=16).images.float()
     boxes = torch.tensor([[0, 0, 16, 16], [2, 3, 9, 12], [5, 1, 16, 7], [0, 8, 4, 16]], dtype=torch.float32)
@@ -74,7 +74,7 @@ def test_resized_crop_equals_torchvision_crop_then_bilinear_resize():
 
 
 def test_resized_crop_boxes_follow_torchvision_rules():
-    from benchmark.data.loader import resized_crop_boxes
+    from prunebench.data.loader import resized_crop_boxes
 
     aug = AugmentSpec(random_resized_crop=224)
     boxes = resized_crop_boxes(5000, (64, 64), aug, torch.Generator().manual_seed(0))
@@ -109,7 +109,7 @@ def test_training_batches_with_random_resized_crop_and_flip():
 
 
 def test_per_image_standardization_after_crop():
-    from benchmark.data.loader import standardize_per_image
+    from prunebench.data.loader import standardize_per_image
 
     data = split(n=6)
     loader = DeviceLoader(data, batch_size=6, mean=(0.0,) * 3, std=(1.0,) * 3, augment=AugmentSpec(crop_padding=2),

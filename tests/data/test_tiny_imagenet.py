@@ -16,8 +16,8 @@ import torch
 import torchvision.datasets.utils as tv_utils
 from PIL import Image
 
-from benchmark.data import DatasetError, dataset_info, load_prepared, locate
-from benchmark.spec import DataSpec
+from prunebench.data import DatasetError, dataset_info, load_prepared, locate
+from prunebench.spec import DataSpec
 
 WNIDS = ["n02000002", "n01000001", "n03000003"]  # not alphabetical: class index must follow line order
 GRAY = "n01000001_1.JPEG"  # the one grayscale ('L') training image

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from benchmark.data import DataCache
-from benchmark.diagnostics import negative
-from benchmark.executors import plan_suite, run_local
-from benchmark.runner import build_session, run_one
-from benchmark.spec import ExecSettings
-from benchmark.store import RunDir, RunRecords
-from benchmark.suite import load_suite
+from prunebench.data import DataCache
+from prunebench.diagnostics import negative
+from prunebench.executors import plan_suite, run_local
+from prunebench.runner import build_session, run_one
+from prunebench.spec import ExecSettings
+from prunebench.store import RunDir, RunRecords
+from prunebench.suite import load_suite
 from tests.conftest import synthetic_suite, tiny_spec
 
 SUITE = synthetic_suite("swaps", """\
@@ -57,7 +57,7 @@ def test_consumer_without_its_producer_is_blocked_not_failed(tmp_path):
     ("from: {mask: lrr}", "unknown role 'mask'; did you mean 'masks'"),
 ])
 def test_producer_errors(tmp_path, error, text):
-    from benchmark.suite import SuiteError
+    from prunebench.suite import SuiteError
 
     path = tmp_path / "swaps.yaml"
     path.write_text(SUITE.replace("from: {masks: lrr}", error, 1))
@@ -66,7 +66,7 @@ def test_producer_errors(tmp_path, error, text):
 
 
 def test_mask_producer_must_share_the_schedule(tmp_path):
-    from benchmark.suite import SuiteError
+    from prunebench.suite import SuiteError
 
     path = tmp_path / "swaps.yaml"
     path.write_text(SUITE.replace("levels: 3, fraction: 0.3, from", "levels: 2, fraction: 0.3, from"))
@@ -148,7 +148,7 @@ def test_training_flops_count_sparsity(tmp_path):
 
 
 def test_sign_perturbation_at_a_chosen_point_of_chosen_levels(tmp_path, monkeypatch):
-    from benchmark.api import Session
+    from prunebench.api import Session
 
     calls = []
     original = Session.flip_signs

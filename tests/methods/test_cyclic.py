@@ -5,12 +5,12 @@ import re
 import pytest
 import torch
 
-from benchmark.executors import plan_suite, run_local
-from benchmark.masks import unpack
-from benchmark.runner import run_one
-from benchmark.spec import ExecSettings
-from benchmark.store import RunDir
-from benchmark.suite import SuiteError, load_suite
+from prunebench.executors import plan_suite, run_local
+from prunebench.masks import unpack
+from prunebench.runner import run_one
+from prunebench.spec import ExecSettings
+from prunebench.store import RunDir
+from prunebench.suite import SuiteError, load_suite
 from tests.conftest import synthetic_suite, tiny_spec
 
 

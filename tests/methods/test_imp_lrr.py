@@ -2,10 +2,10 @@
 
 import pytest
 
-from benchmark.masks import unpack
-from benchmark.runner import run_one
-from benchmark.spec import ExecSettings
-from benchmark.store import RunDir
+from prunebench.masks import unpack
+from prunebench.runner import run_one
+from prunebench.spec import ExecSettings
+from prunebench.store import RunDir
 from tests.conftest import tiny_spec
 
 

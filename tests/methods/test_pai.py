@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from benchmark.api import PlanSession
-from benchmark.data import DataCache
-from benchmark.masks import erk_counts, full_masks, mask_stats, unpack
-from benchmark.runner import build_session, run_one
-from benchmark.spec import ExecSettings
-from benchmark.store import RunDir
-from methods.pai import PaI
+from prunebench.api import PlanSession
+from prunebench.data import DataCache
+from prunebench.masks import erk_counts, full_masks, mask_stats, unpack
+from prunebench.runner import build_session, run_one
+from prunebench.spec import ExecSettings
+from prunebench.store import RunDir
+from prunebench.methods.pai import PaI
 from tests.conftest import requires_fashion_mnist, tiny_spec
 from tests.test_runner import Interrupt, interrupt_after
 

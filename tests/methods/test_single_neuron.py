@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from benchmark.suite import load_suite
-from methods.single_neuron import SingleNeuron, initialise, losses, predicted_success, train
+from prunebench.suite import load_suite
+from prunebench.methods.single_neuron import SingleNeuron, initialise, losses, predicted_success, train
 from tests.conftest import REPO
 
 
@@ -63,7 +63,7 @@ def test_gaussian_init_follows_the_conservation_rule_at_d1():
 def test_the_suite_checks_the_papers_claims_on_measured_rates(tmp_path):
     from click.testing import CliRunner
 
-    from benchmark.cli import main
+    from prunebench.cli import main
 
     out = CliRunner().invoke(main, ["run", str(REPO / "suites/single_neuron.yaml"), "--results", str(tmp_path), "--check"])
     assert out.exit_code == 0, out.output

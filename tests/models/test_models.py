@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.models import ModelError, build_model, check_model
-from benchmark.spec import ModelSpec
+from prunebench.models import ModelError, build_model, check_model
+from prunebench.spec import ModelSpec
 
 
 def _build(name: str, num_classes: int, shape: tuple[int, int, int], **options: object) -> nn.Module:
@@ -226,8 +226,8 @@ def test_unknown_option_names_valid_ones() -> None:
 def test_renda_tf_resnet20_variant():
     """TF official ResNet v1 (Renda et al. 2020): a projection in the first block of every stage,
     BN decay 0.997, variance-scaling truncated-normal convs, N(0, 0.01) dense."""
-    from benchmark.models import build_model
-    from benchmark.spec import ModelSpec
+    from prunebench.models import build_model
+    from prunebench.spec import ModelSpec
 
     torch.manual_seed(0)
     spec = ModelSpec(name="resnet20", init="tf_variance_scaling", options={"projection": "every_stage", "bn_momentum": 0.003})
