@@ -92,7 +92,8 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
     from prunebench.executors import cpu_workers, gpu_workers, in_shard, parse_shard, plan_suite, run_local, run_pool
-    from prunebench.report import collect, save_resolved_suite, suite_markdown
+    from prunebench.report import collect, suite_markdown
+    from prunebench.store import save_resolved_suite
     from prunebench.runner import stop_on_signals
 
     loaded = _load(suite, reduced, overrides)
@@ -148,7 +149,7 @@ def _run_slurm(loaded, plans, results_dir, settings, dry_run, retry_failed, part
                gpus, cpus, suite, reduced, overrides) -> None:
     """Submit the incomplete runs as one SLURM job array (or, with --dry-run, show its sbatch file)."""
     from prunebench.executors import to_run
-    from prunebench.report import save_resolved_suite
+    from prunebench.store import save_resolved_suite
     from prunebench.slurm import make_executor, sbatch_script, slurm_parameters, submit
 
     todo, _ = to_run(plans, retry_failed)

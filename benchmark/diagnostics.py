@@ -17,12 +17,10 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from prunebench.models.init import CONV_LINEAR
 from prunebench.masks import Masks
 
 Signs = dict[str, torch.Tensor]  # name -> bool tensor, True where the weight is negative
-
-_CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-
 
 def negative(params: Mapping[str, torch.Tensor]) -> Signs:
     return {name: (p.detach() < 0).cpu() for name, p in params.items()}
@@ -61,7 +59,7 @@ def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]
         return record
 
     handles = [module.register_forward_hook(hook(f"{mname}.weight" if mname else "weight"))
-               for mname, module in meta.named_modules() if isinstance(module, _CONV_LINEAR)]
+               for mname, module in meta.named_modules() if isinstance(module, CONV_LINEAR)]
     with torch.no_grad():
         meta(torch.empty((1, *input_shape), device="meta"))
     for h in handles:

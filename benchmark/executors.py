@@ -26,8 +26,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from prunebench.api import PlanSession, get_method
-from prunebench.data import DataCache, dataset_info
+from prunebench.data import DataCache
+from prunebench.planner import plan_training
 from prunebench.runner import Outcome, producers_waited_for, run_one, stop_on_signals
 from prunebench.spec import ExecSettings, RunSpec
 from prunebench.store import RunDir, RunLocked
@@ -41,27 +41,10 @@ class PlannedRun:
     levels: int
 
 
-def train_size(spec: RunSpec) -> int:
-    """Training examples of a run, known without loading the data (datasets are class-balanced)."""
-    info = dataset_info(spec.data.dataset)
-    if spec.data.synthetic is not None or not info.needs_files:
-        total, classes = (spec.data.synthetic.train_size, spec.data.synthetic.classes) if spec.data.synthetic else (1024, 10)
-    else:
-        total, classes = info.train_size or 0, info.num_classes
-    per_class = spec.data.subset.train_per_class
-    return min(total, per_class * classes) if per_class else total
-
-
 def plan_run(spec: RunSpec, results: Path) -> PlannedRun:
-    """What a run would train, found by running its method script against a PlanSession."""
-    if spec.train is None:  # a standalone method: no epochs of a model to plan
-        return PlannedRun(spec, RunDir(results, spec).status(), 0.0, 0)
-    n, b = train_size(spec), spec.train.batch_size
-    steps_per_epoch = max(n // b if spec.train.drop_last else -(-n // b), 1)
-    plan = PlanSession(spec, steps_per_epoch)
-    method = get_method(spec.method)
-    method().run(plan, method.Params.model_validate(spec.params))
-    return PlannedRun(spec, RunDir(results, spec).status(), plan.epochs_trained, plan.levels)
+    """A run's status in ``results`` and what it trains (its method script against a PlanSession)."""
+    plan = plan_training(spec)
+    return PlannedRun(spec, RunDir(results, spec).status(), plan.epochs, plan.levels)
 
 
 def plan_suite(specs: Sequence[RunSpec], results: Path) -> list[PlannedRun]:

@@ -18,13 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunebench.models.init import CONV_LINEAR
+from prunebench.registry import Registry
 from prunebench.spec import PrunableSpec
 
 Masks = dict[str, torch.Tensor]
 Scores = Mapping[str, torch.Tensor]
 
 _MODULE_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
-    "conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d),
+    "conv": tuple(t for t in CONV_LINEAR if t is not nn.Linear),
     "linear": (nn.Linear,),
 }
 
@@ -117,7 +119,10 @@ def global_masks(scores: Scores, current: Masks, density: float) -> Masks:
 
 
 LayerCounts = Callable[[Masks, float], dict[str, int]]
-_LAYER_RULES: dict[str, LayerCounts] = {}
+# An allocation is a layer rule, (current masks, global density) -> weights kept per tensor, or None
+# for "global" (one threshold over all tensors, so the per-layer split follows the scores).
+ALLOCATIONS: Registry[LayerCounts | None] = Registry("allocation")
+ALLOCATIONS.add("global", None)
 
 
 def register_allocation(name: str) -> Callable[[LayerCounts], LayerCounts]:
@@ -127,12 +132,7 @@ def register_allocation(name: str) -> Callable[[LayerCounts], LayerCounts]:
     below keep exactly ``round(density * N)`` weights in total, which per-layer rounding cannot.
     No count may exceed the weights its tensor still keeps (masks only shrink).
     """
-
-    def deco(fn: LayerCounts) -> LayerCounts:
-        _LAYER_RULES[name] = fn
-        return fn
-
-    return deco
+    return ALLOCATIONS.register(name)
 
 
 @register_allocation("layerwise")
@@ -235,7 +235,7 @@ def pyramidal_counts(current: Masks, density: float) -> dict[str, int]:
 
 
 def allocation_names() -> list[str]:
-    return ["global", *_LAYER_RULES]
+    return ALLOCATIONS.names()
 
 
 def allocate(scores: Scores, current: Masks, density: float, allocation: str) -> Masks:
@@ -248,11 +248,10 @@ def allocate(scores: Scores, current: Masks, density: float, allocation: str) ->
     for name, mask in current.items():
         if scores[name].shape != mask.shape:
             raise MaskError(f"score shape {tuple(scores[name].shape)} != weight shape {tuple(mask.shape)} for {name}")
-    if allocation == "global":
+    rule = ALLOCATIONS.get(allocation)
+    if rule is None:
         return global_masks(scores, current, density)
-    if allocation not in _LAYER_RULES:
-        raise MaskError(f"unknown allocation {allocation!r}; known: {', '.join(allocation_names())}")
-    counts = _LAYER_RULES[allocation](current, density)
+    counts = rule(current, density)
     return {name: _keep_top(scores[name], mask, counts[name]) for name, mask in current.items()}
 
 

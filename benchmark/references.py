@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from prunebench.spec import Claim, ReferenceNumber, Tolerance
+from prunebench.spec import Claim, Metric, ReferenceNumber, Tolerance
 
 SPARSITY_MATCH = 0.06  # percentage points
 
@@ -53,14 +53,17 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def cells(table: pd.DataFrame) -> pd.DataFrame:
-    """Aggregated rows (prunebench.report.aggregate) in percent, one per (label, variant, level)."""
+def cells(table: pd.DataFrame, metric: Metric = "top1_test_acc") -> pd.DataFrame:
+    """Aggregated rows (prunebench.report.aggregate), one per (label, variant, level): the target
+    sparsity in percent and the metric's mean and std over seeds (accuracy and success rate in
+    percent, loss as it is)."""
     if table.empty:
         return pd.DataFrame(columns=["label", "variant", "level", "sparsity", "mean", "std", "n"])
+    column, scale = ("loss", 1.0) if metric == "test_loss" else ("accuracy", 100.0)
     return pd.DataFrame({
         "label": table["label"], "variant": table["variant"], "level": table["level"],
-        "sparsity": 100 * table["target_sparsity"], "mean": 100 * table["accuracy_mean"],
-        "std": 100 * table["accuracy_std"], "n": table["n"],
+        "sparsity": 100 * table["target_sparsity"], "mean": scale * table[f"{column}_mean"],
+        "std": scale * table[f"{column}_std"], "n": table["n"],
     })
 
 
@@ -112,8 +115,10 @@ def _var(std: float | None, n: int | None) -> float:
     return (std**2) / n if std is not None and n else 0.0
 
 
-def judge_all(refs: Sequence[ReferenceNumber], ours: pd.DataFrame, tolerance: Tolerance) -> list[Verdict]:
-    return [judge(ref, ours, tolerance) for ref in refs]
+def judge_all(refs: Sequence[ReferenceNumber], table: pd.DataFrame, tolerance: Tolerance) -> list[Verdict]:
+    """Every reference against our cells of its metric (``table``: prunebench.report.aggregate)."""
+    by_metric = {metric: cells(table, metric) for metric in {ref.metric for ref in refs}}
+    return [judge(ref, by_metric[ref.metric], tolerance) for ref in refs]
 
 
 # ------------------------------------------------------------------------------------------ claims

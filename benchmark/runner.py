@@ -24,11 +24,15 @@ from typing import Any
 
 import torch
 
-from prunebench.api import Interrupted, Session, StandaloneSession, derive_seed, get_method
+from prunebench.api import get_method
 from prunebench.data import DataCache, DeviceLoader
 from prunebench.masks import prunable_parameters
 from prunebench.models import build_model
+from prunebench.records import LevelRecord, RunResult
+from prunebench.seeds import derive_seed
+from prunebench.session import Interrupted, TrainingSession
 from prunebench.spec import ExecSettings, RunSpec
+from prunebench.standalone import StandaloneSession
 from prunebench.store import RunDir, RunRecords
 from prunebench.train import Diverged, Trainer
 
@@ -148,7 +152,7 @@ def _git_state() -> dict[str, Any]:
 
 def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: DataCache, device: torch.device,
                   on_epoch: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None,
-                  producers: dict[str, RunRecords] | None = None) -> Session:
+                  producers: dict[str, RunRecords] | None = None) -> TrainingSession:
     """Data, model (initialised from the run's seed), trainer and Session of a run."""
     prepared = data.get(spec.data, settings.data_root)
     torch.manual_seed(derive_seed(spec.seed, "init"))
@@ -165,7 +169,7 @@ def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: Data
         channels_last=settings.channels_last,
         compile=settings.compile,
     )
-    return Session(spec, trainer, prunable, run, num_classes=prepared.num_classes,
+    return TrainingSession(spec, trainer, prunable, run, num_classes=prepared.num_classes,
                    checkpoint_every=settings.checkpoint_every, checkpoint_interval_s=settings.checkpoint_interval_s,
                    on_epoch=on_epoch, should_stop=should_stop, producers=producers)
 
@@ -183,9 +187,13 @@ def _run_standalone(spec: RunSpec, run: RunDir, method: type, settings: ExecSett
             return Outcome(spec.run_id, "failed", f"{type(e).__name__}: {e}", time.perf_counter() - started)
         wall = time.perf_counter() - started
         run.update_provenance(wall_time_s=wall)
-        run.complete({"suite": spec.suite, "label": spec.label, "method": spec.method, "seed": spec.seed,
-                      "levels": session.levels, "epochs_trained": session.epochs_trained, "wall_time_s": wall, "device": "cpu"})
+        run.complete(run_result(spec, session.levels, session.epochs_trained, wall, "cpu"))
     return Outcome(spec.run_id, "complete", wall_time_s=wall)
+
+
+def run_result(spec: RunSpec, levels: list[LevelRecord], epochs: float, wall: float, device: str) -> RunResult:
+    return RunResult(run_id=spec.run_id, suite=spec.suite, label=spec.label, method=spec.method, seed=spec.seed,
+                     levels=levels, epochs_trained=epochs, wall_time_s=wall, device=device)
 
 
 def producers_waited_for(spec: RunSpec, results: Path) -> list[str]:
@@ -235,10 +243,6 @@ def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCach
             return Outcome(spec.run_id, "failed", reason, time.perf_counter() - started)
         wall = time.perf_counter() - started
         run.update_provenance(wall_time_s=wall, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        run.complete({
-            "suite": spec.suite, "label": spec.label, "method": spec.method, "seed": spec.seed,
-            "levels": session.levels, "epochs_trained": session.epochs_trained,
-            "wall_time_s": wall, "device": str(device),
-        })
+        run.complete(run_result(spec, session.levels, session.epochs_trained, wall, str(device)))
         run.drop_checkpoints()
     return Outcome(spec.run_id, "complete", wall_time_s=wall)

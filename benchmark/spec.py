@@ -17,7 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # Bump when a code change alters the results of an unchanged spec, or what its checkpoints mean (the
 # operation numbers a resumed run replays to): every run id changes with it.
 # 2: the iterative methods gained sign operations (set_signs, flip_signs) after every prune.
-PROTOCOL_VERSION = 2
+# 3: stochastic layers (dropout) draw from a generator seeded per optimizer step, so any split of a
+#    level gives the numbers of one pass (before, a segment starting mid-epoch reseeded the epoch's
+#    stream); a stop checkpoint no longer carries the global RNG state. No built-in model has
+#    stochastic layers: their numbers are unchanged, only the ids move.
+PROTOCOL_VERSION = 3
 
 
 class StrictModel(BaseModel):
@@ -157,12 +161,17 @@ class PruneSpec(StrictModel):
 
 
 # ----------------------------------------------------------------------------------- references
+Metric = Literal["top1_test_acc", "success_rate", "test_loss"]
+
+
 class ReferenceNumber(StrictModel):
-    """A published (or our own golden) result for one method at one sparsity. Percent units."""
+    """A published (or our own golden) result for one method at one sparsity, in the units of its
+    ``metric``: top-1 test accuracy or success rate in percent (both read from the level records'
+    ``test_accuracy``), or the test loss as it is."""
 
     method: str = Field(description="the suite's method label")
     sparsity: float = Field(ge=0, le=100, description="percent of prunable weights removed (the target)")
-    mean: float = Field(description="test accuracy, percent")
+    mean: float = Field(description="the metric's value (accuracy and success rate in percent)")
     std: float | None = Field(None, ge=0)
     n: int | None = Field(None, ge=1, description="seeds behind mean and std")
     source: str = Field(min_length=1, description="paper table/figure or repository file")
@@ -170,7 +179,7 @@ class ReferenceNumber(StrictModel):
     variant: str = Field("", description="the sweep point, for swept methods (e.g. 'density=0.1')")
     level: int | None = Field(None, ge=0, description="the level, where several share the sparsity (golden files "
                                                      "name it; otherwise the last level at that sparsity matches)")
-    metric: str = "top1_test_acc"
+    metric: Metric = "top1_test_acc"
 
 
 class Claim(StrictModel):
@@ -246,33 +255,25 @@ class RunSpec(StrictModel):
     params: dict[str, Any]
     seed: int
     producers: dict[str, str] = Field(default_factory=dict, description="role -> run id of the run it takes masks/signs from")
+    default_params: list[str] = Field(default_factory=list, description="the params at their method's default value "
+                                      "(found when the suite is expanded; left out of the run id)")
 
     def protocol(self) -> dict[str, Any]:
         """Everything that changes the numbers; the suite name, label and variant name do not.
 
-        Fields at their default are left out, the method's parameters included, so adding a knob whose
-        default keeps the old behaviour keeps existing run ids; changing a default's value requires
-        bumping PROTOCOL_VERSION. (``params`` itself keeps every value, so spec.json reads whole.)"""
-        body = self.model_dump(mode="json", exclude={"suite", "label", "variant"}, exclude_defaults=True)
-        body["params"] = _non_default_params(self.method, self.params)
+        Fields at their default are left out, the method's parameters included (``default_params``,
+        recorded when the suite was expanded, so the id never depends on which plugins are
+        installed), so adding a knob whose default keeps the old behaviour keeps existing run ids;
+        changing a default's value requires bumping PROTOCOL_VERSION. (``params`` itself keeps every
+        value, so spec.json reads whole.)"""
+        body = self.model_dump(mode="json", exclude={"suite", "label", "variant", "default_params"}, exclude_defaults=True)
+        body["params"] = {k: v for k, v in self.params.items() if k not in set(self.default_params)}
         return {"protocol_version": PROTOCOL_VERSION, **body}
 
     @property
     def run_id(self) -> str:
         canonical = json.dumps(self.protocol(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _non_default_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The method's parameters that differ from its Params defaults (all of them for a method this
-    installation does not know, e.g. a plugin that is not installed)."""
-    from prunebench.api import UnknownName, get_method  # benchmark.api imports this module
-
-    try:
-        model = get_method(method).Params
-    except UnknownName:
-        return params
-    return model.model_validate(params).model_dump(mode="json", exclude_defaults=True)
 
 
 class ExecSettings(StrictModel):

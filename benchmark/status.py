@@ -11,9 +11,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from prunebench.report import load_resolved_suites
+from prunebench.planner import plan_training
 from prunebench.spec import RunSpec
-from prunebench.store import RunDir
+from prunebench.store import RunDir, load_resolved_suites
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ def suite_status(results: Path, name: str, specs: list[RunSpec], epochs_of: dict
         counts[state] = counts.get(state, 0) + 1
         if state == "failed":
             failures.append((f"{spec.label} seed {spec.seed}", ((run.failure() or {}).get("reason") or "").split("\n")[0]))
-        epoch_rows = [m for m in run.metrics() if m.get("kind") == "epoch"] if state != "pending" else []
-        trained = epoch_rows[-1]["epochs_trained"] if epoch_rows else 0.0
-        times += [m["time_s"] for m in epoch_rows if m.get("complete") and "time_s" in m]
+        epoch_rows = run.epochs() if state != "pending" else []
+        trained = epoch_rows[-1].epochs_trained if epoch_rows else 0.0
+        times += [m.time_s for m in epoch_rows if m.complete]
         total = epochs_of.get(spec.run_id, 0.0)
         done += total if state == "complete" else trained
         left += 0.0 if state in ("complete", "failed") else max(total - trained, 0.0)
@@ -59,17 +59,15 @@ def suite_status(results: Path, name: str, specs: list[RunSpec], epochs_of: dict
 
 def measured_seconds_per_epoch(results: Path, specs: list[RunSpec]) -> float | None:
     """Median wall time of the complete epochs recorded for these runs (None before any)."""
-    times = [m["time_s"] for s in specs for m in RunDir(results, s).metrics() if m.get("kind") == "epoch" and m.get("complete") and "time_s" in m]
+    times = [m.time_s for s in specs for m in RunDir(results, s).epochs() if m.complete]
     return statistics.median(times) if times else None
 
 
 def results_status(results: Path) -> list[SuiteStatus]:
-    from prunebench.executors import plan_run
-
     out = []
     for suite in load_resolved_suites(results):
-        specs = [RunSpec.model_validate({k: v for k, v in r.items() if k != "run_id"}) for r in suite["runs"]]
-        epochs = {s.run_id: plan_run(s, results).epochs for s in specs}
+        specs = suite["runs"]
+        epochs = {s.run_id: plan_training(s).epochs for s in specs}
         out.append(suite_status(results, suite["name"], specs, epochs))
     return out
 

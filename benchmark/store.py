@@ -23,12 +23,15 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pydantic import ValidationError
+
+from prunebench.records import EpochRecord, RunResult, parse_row
 from prunebench.spec import RunSpec
 
 SUITES_DIR = "suites"
@@ -72,7 +75,7 @@ class RunLocked(RuntimeError):
 
 
 class RunDir:
-    """The records of one run. Implements prunebench.api.Recorder."""
+    """The records of one run. Implements prunebench.session.Recorder."""
 
     def __init__(self, results: Path, spec: RunSpec | None, run_id: str | None = None) -> None:
         self.spec = spec
@@ -87,9 +90,15 @@ class RunDir:
         return cls(results, None, run_id)
 
     # ---- status
-    def result(self) -> dict[str, Any] | None:
-        result = read_json(self.path / "result.json")
-        return result if isinstance(result, dict) and result.get("run_id") == self.run_id else None
+    def result(self) -> RunResult | None:
+        """The run's result, or None unless result.json is there, valid and of this run."""
+        raw = read_json(self.path / "result.json")
+        if not isinstance(raw, dict) or raw.get("run_id") != self.run_id:
+            return None
+        try:
+            return RunResult.model_validate(raw)
+        except ValidationError:
+            return None
 
     def failure(self) -> dict[str, Any] | None:
         return read_json(self.path / "failed.json")
@@ -128,8 +137,8 @@ class RunDir:
         with contextlib.suppress(FileNotFoundError):
             (self.path / "failed.json").unlink()
 
-    def complete(self, result: dict[str, Any]) -> None:
-        atomic_write_json(self.path / "result.json", {"run_id": self.run_id, **result})
+    def complete(self, result: RunResult) -> None:
+        atomic_write_json(self.path / "result.json", result.model_dump(mode="json", exclude_none=True))
 
     def fail(self, reason: str) -> None:
         atomic_write_json(self.path / "failed.json", {"run_id": self.run_id, "reason": reason, "time": time.time()})
@@ -160,6 +169,10 @@ class RunDir:
             except ValueError:
                 continue
         return rows
+
+    def epochs(self) -> list[EpochRecord]:
+        """The epoch rows of metrics.jsonl, typed."""
+        return [r for r in map(parse_row, self.metrics()) if isinstance(r, EpochRecord)]
 
     def save_masks(self, level: int, packed: dict[str, Any]) -> None:
         atomic_torch_save(self.path / "masks" / f"level_{level:03d}.pt", packed)
@@ -278,11 +291,22 @@ class RunRecords:
         return unpack(self.packed("signs", level))
 
 
-def find_results(results: Path) -> list[dict[str, Any]]:
-    """Every complete run's result.json under a results directory."""
+def save_resolved_suite(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, Any]) -> Path:
+    """Write the suite's resolved runs beside the records, so reports can be rebuilt from DIR alone."""
+    path = Path(results) / SUITES_DIR / f"{name}.json"
+    atomic_write_json(path, {**meta, "name": name, "runs": [{"run_id": s.run_id, **s.model_dump(mode="json")} for s in specs]})
+    return path
+
+
+def load_resolved_suites(results: Path) -> list[dict[str, Any]]:
+    """The resolved suites of a results directory, in name order: ``runs`` as RunSpecs, and
+    ``stale_run_ids``, how many were recorded under another id (code of another PROTOCOL_VERSION)."""
     out = []
-    for path in sorted(Path(results).glob("*/result.json")):
-        result = read_json(path)
-        if isinstance(result, dict):
-            out.append(result)
+    for path in sorted((Path(results) / SUITES_DIR).glob("*.json")):
+        suite = read_json(path)
+        if not suite:
+            continue
+        specs = [RunSpec.model_validate({k: v for k, v in r.items() if k != "run_id"}) for r in suite["runs"]]
+        stale = sum(r.get("run_id") != s.run_id for r, s in zip(suite["runs"], specs))
+        out.append({**suite, "runs": specs, "stale_run_ids": stale})
     return out

@@ -25,8 +25,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from prunebench.api import Method, UnknownName, get_method, get_scorer
-from prunebench.data import DatasetError, dataset_info, expected_shape
-from prunebench.masks import MaskError, allocation_names, prunable_parameters
+from prunebench.data import dataset_info, expected_shape
+from prunebench.masks import ALLOCATIONS, MaskError, prunable_parameters
 from prunebench.models import ModelError, build_model, check_model
 from prunebench.spec import PRODUCER_ROLES, RESERVED_METHOD_KEYS, GoldenFile, PruneSpec, ReferencesSpec, RunSpec, SuiteSpec, TrainSpec
 
@@ -180,6 +180,7 @@ class ResolvedMethod:
     train: TrainSpec
     prune: PruneSpec
     variants: list[tuple[str, dict[str, Any]]]  # (variant name, validated params) per sweep point
+    default_params: dict[str, list[str]] = field(default_factory=dict)  # variant -> its params at the method's default
     producers: dict[str, str] = field(default_factory=dict)  # role -> label of the producing entry
 
 
@@ -209,6 +210,7 @@ class Suite:
                     spec = RunSpec(
                         suite=self.name, label=m.label, variant=variant, data=self.spec.data, model=self.spec.model,
                         train=m.train, prune=m.prune, method=m.method.name, params=params, seed=seed, producers=producers,
+                        default_params=m.default_params.get(variant, []),
                     )
                     ids[(m.label, variant, seed)] = spec.run_id
                     out[(m.label, variant, seed)] = spec
@@ -300,18 +302,12 @@ def _check_references(spec: SuiteSpec, raw: MarkedDict, errors: list[str]) -> No
         return
     try:
         dataset_info(spec.data.dataset)
-    except DatasetError as e:
-        errors.append(f"{_where(raw, ('data', 'dataset'))}: data.dataset: {e}{_suggest(spec.data.dataset, _datasets())}")
+    except UnknownName as e:
+        errors.append(f"{_where(raw, ('data', 'dataset'))}: data.dataset: {e}")
     try:
         check_model(spec.model)
-    except (ModelError, ValueError) as e:
+    except (UnknownName, ModelError, ValueError) as e:
         errors.append(f"{_where(raw, ('model', 'name'))}: model: {e}")
-
-
-def _datasets() -> list[str]:
-    from prunebench.data import dataset_names
-
-    return dataset_names()
 
 
 def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], parts: bool = True) -> ResolvedMethod | None:
@@ -342,7 +338,7 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
     if not isinstance(sweep, dict) or not all(isinstance(v, list) and v for v in sweep.values()):
         errors.append(f"{_where(raw, (*loc, 'sweep'))}: methods[{i}].sweep: a mapping of parameter -> non-empty list of values")
         return None
-    variants = []
+    variants, defaults = [], {}
     names = list(sweep)
     for values in itertools.product(*sweep.values()) if sweep else [()]:
         point = dict(zip(names, values))
@@ -353,11 +349,20 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
                 errors.append(_describe(err, raw, method.Params, prefix=loc, extra_valid=RESERVED_METHOD_KEYS, what=f"method {method.name!r}"))
             break
         variant = ",".join(f"{k}={v}" for k, v in point.items())
-        variants.append((variant, validated.model_dump(mode="json")))
+        params_of_run, defaults[variant] = resolved_params(validated)
+        variants.append((variant, params_of_run))
     producers = _parse_from(entry.get("from"), raw, loc, errors)
     if len(errors) > n_errors or not parts:
         return None
-    return ResolvedMethod(label, method, train, prune, variants, producers)
+    return ResolvedMethod(label, method, train, prune, variants, defaults, producers)
+
+
+def resolved_params(params: BaseModel) -> tuple[dict[str, Any], list[str]]:
+    """A run's parameters, every value written out, and the names of those at their default (which
+    the run id leaves out: adding a knob keeps existing ids)."""
+    full = params.model_dump(mode="json")
+    changed = params.model_dump(mode="json", exclude_defaults=True)
+    return full, sorted(set(full) - set(changed))
 
 
 def _parse_from(value: Any, raw: MarkedDict, loc: tuple, errors: list[str]) -> dict[str, str]:
@@ -451,11 +456,10 @@ def _check_prune(prune: PruneSpec, raw: MarkedDict, loc: tuple, errors: list[str
         get_scorer(prune.scorer)
     except UnknownName as e:
         errors.append(f"{_where(raw, (*loc, 'prune', 'scorer'), ('prune', 'scorer'))}: prune.scorer: {e}")
-    if prune.allocation not in allocation_names():
-        errors.append(
-            f"{_where(raw, (*loc, 'prune', 'allocation'), ('prune', 'allocation'))}: prune.allocation: unknown allocation "
-            f"{prune.allocation!r}; known: {', '.join(allocation_names())}{_suggest(prune.allocation, allocation_names())}"
-        )
+    try:
+        ALLOCATIONS.get(prune.allocation)
+    except UnknownName as e:
+        errors.append(f"{_where(raw, (*loc, 'prune', 'allocation'), ('prune', 'allocation'))}: prune.allocation: {e}")
 
 
 def _validate_part(model: type[BaseModel], value: Any, raw: MarkedDict, loc: tuple, fallback: tuple, errors: list[str]):

@@ -33,12 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunebench.data import DeviceLoader
+from prunebench.models.init import CONV_LINEAR
 from prunebench.masks import Masks, apply_masks
 from prunebench.schedules import learning_rate
+from prunebench.seeds import derive_seed
 from prunebench.spec import OptimizerSpec, TrainSpec
-
-_CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-
 
 class Diverged(RuntimeError):
     """Training produced a non-finite loss; the run is recorded as failed with this reason."""
@@ -59,8 +58,8 @@ class EpochStats:
 
 @dataclass(frozen=True)
 class PartialEpoch:
-    """An epoch cut short by a stop request: the next step, the sums so far and the global RNG state
-    (dropout), so that finishing it later gives exactly the numbers of an uninterrupted epoch."""
+    """An epoch cut short by a stop request: the next step and the sums so far, so that finishing it
+    later gives exactly the numbers of an uninterrupted epoch."""
 
     epoch: int
     first_step: int
@@ -68,7 +67,6 @@ class PartialEpoch:
     loss_sum: float
     correct: int
     seen: int
-    rng_state: torch.Tensor
 
     def state(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -78,7 +76,7 @@ def make_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimiz
     if spec.weight_decay_on == "all":
         groups = [{"params": list(model.parameters()), "weight_decay": spec.weight_decay}]
     else:
-        decayed = {id(m.weight) for m in model.modules() if isinstance(m, _CONV_LINEAR)}
+        decayed = {id(m.weight) for m in model.modules() if isinstance(m, CONV_LINEAR)}
         params = list(model.parameters())
         groups = [
             {"params": [p for p in params if id(p) in decayed], "weight_decay": spec.weight_decay},
@@ -177,12 +175,9 @@ class Trainer:
             epoch = step // spe
             end = min(stop, (epoch + 1) * spe)
             key = epoch_key(epoch)
-            if carry is not None and carry.step == step:
-                torch.set_rng_state(carry.rng_state)
-            else:
+            if carry is not None and carry.step != step:
                 carry = None
-                torch.manual_seed(key)  # anything stochastic in the model (dropout) is keyed too
-            stats = self._train_steps(self.train_loader.plan(key), epoch, step, end, should_stop, carry)
+            stats = self._train_steps(self.train_loader.plan(key), key, epoch, step, end, should_stop, carry)
             carry = None
             if isinstance(stats, PartialEpoch):
                 return stats
@@ -190,9 +185,13 @@ class Trainer:
             on_epoch(stats)
         return None
 
-    def _train_steps(self, plan, epoch: int, first: int, end: int, should_stop: Callable[[], bool] | None,
+    def _train_steps(self, plan, key: int, epoch: int, first: int, end: int, should_stop: Callable[[], bool] | None,
                      carry: PartialEpoch | None) -> EpochStats | PartialEpoch:
-        """Steps [first, end) of one epoch. Nothing in the loop reads a device value back to the host."""
+        """Steps [first, end) of one epoch. Nothing in the loop reads a device value back to the host.
+
+        Anything stochastic in the model (dropout) draws from the global generator, seeded at every
+        step by the epoch's key and the step: a step's randomness is a pure function of its position,
+        so a level split anywhere (a rewind point, a sign flip, a resume) trains as one pass does."""
         spe, model, opt, loader = self.steps_per_epoch, self.model, self.optimizer, self.train_loader
         started = time.perf_counter()
         loss_sum = torch.tensor(carry.loss_sum if carry else 0.0, device=loader.device)
@@ -204,6 +203,7 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
             x, y = loader.batch(plan, step - epoch * spe)
+            torch.manual_seed(derive_seed(key, step))
             with self._autocast():
                 logits, loss = self._forward_loss(model, x.contiguous(memory_format=fmt), y, smoothing)
             opt.zero_grad(set_to_none=True)
@@ -215,7 +215,7 @@ class Trainer:
             correct += (logits.argmax(1) == y).sum()
             seen += y.shape[0]
             if should_stop is not None and step + 1 < end and should_stop():
-                return PartialEpoch(epoch, epoch_first, step + 1, float(loss_sum), int(correct), seen, torch.get_rng_state())
+                return PartialEpoch(epoch, epoch_first, step + 1, float(loss_sum), int(correct), seen)
         mean_loss = float(loss_sum) / max(seen, 1)  # the one host sync of the epoch
         if not math.isfinite(mean_loss):
             raise Diverged(f"non-finite training loss ({mean_loss}) in epoch {epoch}, steps {epoch_first}-{end}")

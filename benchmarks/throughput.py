@@ -43,7 +43,7 @@ from torch import nn
 from torch.nn.utils import prune
 from torch.utils.data import DataLoader, Dataset
 
-from prunebench.api import derive_seed
+from prunebench.seeds import derive_seed
 from prunebench.data import DataCache, Prepared, Split
 from prunebench.masks import Masks, apply_masks
 from prunebench.models import build_model

@@ -1,3 +1,2 @@
-"""The built-in pruning methods, each registered against prunebench.api."""
-
-from prunebench.methods import cyclic, dense, imp, lrr, oneshot, pai, single_neuron  # noqa: F401
+"""The built-in pruning methods: every module here registers its methods against prunebench.api
+(the method registry imports them all on its first lookup)."""

@@ -11,7 +11,8 @@ Each level row carries the cumulative epoch budget (``epochs_trained``) beside i
 
 from pydantic import Field, model_validator
 
-from prunebench.api import Method, MethodParams, Session, prune_in_rounds, register_method
+from prunebench.api import Method, MethodParams, Session, register_method
+from prunebench.methods.common import prune_in_rounds
 
 
 def train_cycles(s: Session, cycles: int, keep_momentum: bool, first_level: int = 0) -> None:

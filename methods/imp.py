@@ -9,7 +9,8 @@ iterative-random-pruning ablation, ``mask_of`` with ``from: {masks: lrr}`` IMP o
 ``signs: producer`` with ``from: {signs: lrr}`` rewinds to |w_rewind| * sign(w_LRR at that level).
 """
 
-from prunebench.api import IterativeParams, Method, Restorable, Session, register_method, retrain
+from prunebench.api import Method, Restorable, Session, register_method
+from prunebench.methods.common import IterativeParams, retrain
 from prunebench.spec import Point
 
 

@@ -9,7 +9,8 @@ Their ablations are options: ``restore: [bn_affine, bn_stats, optimizer]`` with 
 (sign perturbation; ``flip_at`` and ``flip_levels`` choose when), ``mask_of`` scorer with ``from: {masks: imp}`` (LRR on IMP's masks).
 """
 
-from prunebench.api import IterativeParams, Method, Restorable, Session, register_method, retrain
+from prunebench.api import Method, Restorable, Session, register_method
+from prunebench.methods.common import IterativeParams, retrain
 from prunebench.spec import Point
 
 

@@ -14,7 +14,8 @@ and ``init_test_loss`` (a collapsed mask shows there as chance accuracy before a
 
 from pydantic import Field
 
-from prunebench.api import Method, MethodParams, Session, prune_in_rounds, register_method
+from prunebench.api import Method, MethodParams, Session, register_method
+from prunebench.methods.common import prune_in_rounds
 
 
 @register_method("pai")

@@ -24,7 +24,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from prunebench.api import Method, MethodParams, StandaloneSession, register_method
+from prunebench.api import Method, MethodParams, Session, register_method
 
 
 @register_method("single_neuron")
@@ -42,7 +42,7 @@ class SingleNeuron(Method):
         test_size: int = Field(4096, ge=1)
         threshold: float = Field(1e-3, gt=0, description="a trial succeeds when its test loss is below this")
 
-    def run(self, s: StandaloneSession, p: Params) -> None:
+    def run(self, s: Session, p: Params) -> None:
         g = s.rng("data")
         x_train, x_test = (torch.rand(n, p.d, generator=g, dtype=torch.float64) * 2 - 1 for n in (p.train_size, p.test_size))
         a0, w0 = initialise(p, s.rng("init"))

@@ -191,7 +191,7 @@ def test_golden_record_then_check(tmp_path, cycles):
 
 
 def test_compare(tmp_path):
-    from prunebench.report import save_resolved_suite
+    from prunebench.store import save_resolved_suite
 
     _, suite, a = fake_results(tmp_path / "a")
     _, _, b = fake_results(tmp_path / "b")
@@ -229,7 +229,8 @@ def test_diagnostics_show_the_recorded_values_and_the_overlap_between_methods(tm
 
 def test_records_of_another_protocol_version_are_named_not_mixed_in(tmp_path, monkeypatch):
     from prunebench import spec as spec_module
-    from prunebench.report import save_resolved_suite, suites_in
+    from prunebench.report import suites_in
+    from prunebench.store import save_resolved_suite
 
     _, suite, results = fake_results(tmp_path)
     save_resolved_suite(results, suite.name, suite.runs(), {})

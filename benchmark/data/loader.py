@@ -87,8 +87,7 @@ class DeviceLoader:
 
     @property
     def steps_per_epoch(self) -> int:
-        n, b = len(self), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        return steps_per_epoch(len(self), self.batch_size, self.drop_last)
 
     def plan(self, key: int) -> EpochPlan:
         """The order and augmentation of one epoch, a pure function of ``key``."""
@@ -127,6 +126,11 @@ class DeviceLoader:
             if self.eval_crop:
                 images = center_crop(images, self.eval_crop)
             yield images, self.labels[start : start + batch_size]
+
+
+def steps_per_epoch(examples: int, batch_size: int, drop_last: bool) -> int:
+    """Optimizer steps of one epoch (the planner counts with the same rule the loader batches by)."""
+    return examples // batch_size if drop_last else -(-examples // batch_size)
 
 
 def random_crop(images: torch.Tensor, shifts: torch.Tensor, padding: int) -> torch.Tensor:

@@ -70,13 +70,34 @@ def _repeat(values: tuple[float, ...], channels: int) -> list[float]:
     return list(values) * channels if len(values) == 1 else list(values)
 
 
+def generated_spec(spec: DataSpec) -> SyntheticSpec | None:
+    """The shape of a generated dataset (its ``data.synthetic`` block or the defaults); None for files."""
+    if spec.synthetic is not None or not dataset_info(spec.dataset).needs_files:
+        return spec.synthetic or SyntheticSpec()
+    return None
+
+
+def train_size(spec: DataSpec) -> int:
+    """Training examples a run sees (after the per-class subset), from the registry: no file is read."""
+    synth = generated_spec(spec)
+    if synth is not None:
+        total, classes = synth.train_size, synth.classes
+    else:
+        info = dataset_info(spec.dataset)
+        if info.train_size is None:
+            raise ValueError(f"dataset {spec.dataset!r} does not state its train size (DatasetInfo.train_size)")
+        total, classes = info.train_size, info.num_classes
+    per_class = spec.subset.train_per_class  # subsets are class-balanced: the first N of each class
+    return min(total, per_class * classes) if per_class else total
+
+
 def expected_shape(spec: DataSpec) -> tuple[int, tuple[int, int, int]]:
     """(classes, (C, H, W)) a run will see, known without reading any file."""
-    info = dataset_info(spec.dataset)
-    if spec.synthetic is not None or not info.needs_files:
-        synth = spec.synthetic or SyntheticSpec()
+    synth = generated_spec(spec)
+    if synth is not None:
         classes, (c, h, w) = synth.classes, (synth.channels, synth.size, synth.size)
     else:
+        info = dataset_info(spec.dataset)
         classes, (c, h, w) = info.num_classes, info.shape
     if spec.resize:
         h = w = spec.resize
@@ -97,13 +118,13 @@ class DataCache:
 
 
 def load_prepared(spec: DataSpec, data_root: str | None = None) -> Prepared:
-    info = dataset_info(spec.dataset)
-    if info.needs_files:
+    synth = generated_spec(spec)
+    if synth is None:
+        info = dataset_info(spec.dataset)
         folder = locate(spec.dataset, data_root)
         train, test = info.load(folder)
         source, num_classes = str(folder), info.num_classes
     else:
-        synth = spec.synthetic or SyntheticSpec()
         train, test = make_synthetic(synth)
         source, num_classes = "generated", synth.classes
     train = per_class_subset(train, spec.subset.train_per_class)

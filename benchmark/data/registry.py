@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from prunebench.registry import Registry
+
 ENV_DATA_ROOT = "BENCH_DATA_ROOT"
 
 
@@ -53,26 +55,24 @@ class DatasetInfo:
 
 
 class DatasetError(LookupError):
-    """Unknown dataset, or its files cannot be found/read; the message says how to fix it."""
+    """A dataset's files cannot be found/read; the message says how to fix it."""
 
 
-_DATASETS: dict[str, DatasetInfo] = {}
+DATASETS: Registry[DatasetInfo] = Registry("dataset", builtins=(
+    "prunebench.data.idx", "prunebench.data.cifar", "prunebench.data.tiny_imagenet", "prunebench.data.synthetic"))
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    _DATASETS[info.name] = info
-    return info
+    return DATASETS.add(info.name, info)
 
 
 def dataset_names() -> list[str]:
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    try:
-        return _DATASETS[name]
-    except KeyError:
-        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}") from None
+    """The registered dataset (prunebench.registry.UnknownName for an unknown name)."""
+    return DATASETS.get(name)
 
 
 def candidate_roots(data_root: str | os.PathLike | None) -> list[Path]:

@@ -1,6 +1,5 @@
-"""Model registry and the built-in architectures."""
+"""Model registry and the built-in architectures (imported when a model is first looked up)."""
 
-from prunebench.models import lenet, resnet, vgg  # noqa: F401  (registers the built-in models)
-from prunebench.models.registry import ModelError, build_model, check_model, model_names, register_model
+from prunebench.models.registry import MODELS, ModelError, build_model, check_model, model_names, register_model
 
-__all__ = ["ModelError", "build_model", "check_model", "model_names", "register_model"]
+__all__ = ["MODELS", "ModelError", "build_model", "check_model", "model_names", "register_model"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-_CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+CONV_LINEAR: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)  # the layers whose weights are prunable
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)  # affine params never pruned
 
 
@@ -25,7 +25,7 @@ def apply_init(model: nn.Module, scheme: str) -> None:
         "kaiming_uniform_fan_in": ("fan_in", nn.init.kaiming_uniform_),
     }[scheme]
     for module in model.modules():
-        if isinstance(module, _CONV_LINEAR):
+        if isinstance(module, CONV_LINEAR):
             kind(module.weight, mode=mode, nonlinearity="relu")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)

@@ -12,35 +12,30 @@ from collections.abc import Callable
 from torch import nn
 
 from prunebench.models.init import apply_init
+from prunebench.registry import Registry
 from prunebench.spec import ModelSpec
 
 ModelBuilder = Callable[..., nn.Module]
-_MODELS: dict[str, ModelBuilder] = {}
+MODELS: Registry[ModelBuilder] = Registry("model", builtins=(
+    "prunebench.models.lenet", "prunebench.models.resnet", "prunebench.models.vgg"))
 
 
-class ModelError(LookupError):
-    """Unknown model or option."""
+class ModelError(ValueError):
+    """A model option the builder does not take, or a timm model that does not exist."""
 
 
 def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
-    def deco(builder: ModelBuilder) -> ModelBuilder:
-        _MODELS[name] = builder
-        return builder
-
-    return deco
+    return MODELS.register(name)
 
 
 def model_names() -> list[str]:
-    return sorted(_MODELS) + ["timm:<name>"]
+    return MODELS.names() + ["timm:<name>"]
 
 
 def _builder(name: str) -> ModelBuilder:
     if name.startswith("timm:"):
         return _timm_builder(name.removeprefix("timm:"))
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ModelError(f"unknown model {name!r}; known: {', '.join(model_names())}") from None
+    return MODELS.get(name)
 
 
 def _timm_builder(timm_name: str) -> ModelBuilder:

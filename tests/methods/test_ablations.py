@@ -148,7 +148,7 @@ def test_training_flops_count_sparsity(tmp_path):
 
 
 def test_sign_perturbation_at_a_chosen_point_of_chosen_levels(tmp_path, monkeypatch):
-    from prunebench.api import Session
+    from prunebench.session import TrainingSession as Session
 
     calls = []
     original = Session.flip_signs

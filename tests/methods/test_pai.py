@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from prunebench.api import PlanSession
+from prunebench.planner import PlanSession
 from prunebench.data import DataCache
 from prunebench.masks import erk_counts, full_masks, mask_stats, unpack
 from prunebench.runner import build_session, run_one

@@ -3,7 +3,10 @@
 import pytest
 import torch
 
-from prunebench.api import PlanSession, Session, UnknownName, get_method, state_keys
+from prunebench.api import UnknownName, get_method
+from prunebench.planner import PlanSession
+from prunebench.session import TrainingSession as Session
+from prunebench.session import state_keys
 from prunebench.data import DataCache
 from prunebench.runner import build_session
 from prunebench.spec import ExecSettings

@@ -1,0 +1,87 @@
+"""One registry type for every kind of plugin: methods, scorers, allocations, models, datasets.
+
+A registry maps names to objects. The built-ins register themselves when their modules are imported;
+the registry imports those modules, then loads the entry points of its group ``prunebench.<kind>s``
+(a third-party package's ``[project.entry-points."prunebench.methods"]``), on its first lookup. So
+built-ins and plugins register through the same decorator, nothing heavy is imported before a name
+is asked for, and an unknown name gets the same error everywhere: "unknown method 'lr'; known: ...
+Did you mean 'lrr'?".
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator, Sequence
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownName(LookupError):
+    """A name no registry entry has; the message lists the known ones and the closest."""
+
+    def __init__(self, kind: str, name: str, known: Sequence[str]) -> None:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known)}.{hint}")
+        self.kind, self.name, self.known = kind, name, list(known)
+
+
+class Registry(Generic[T]):
+    """Named plugins of one kind, loaded lazily: built-in modules first (``"pkg.*"``: every module of
+    a package), then the entry-point group."""
+
+    def __init__(self, kind: str, builtins: Sequence[str] = ()) -> None:
+        self.kind = kind
+        self.group = f"prunebench.{kind}s"
+        self._builtins = tuple(builtins)
+        self._entries: dict[str, T] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: ``@METHODS.register("imp")``."""
+
+        def deco(obj: T) -> T:
+            self.add(name, obj)
+            return obj
+
+        return deco
+
+    def add(self, name: str, obj: T) -> T:
+        self._entries[name] = obj
+        return obj
+
+    def load(self) -> None:
+        """Import the built-in modules and the group's entry points (once)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for module in self._builtins:
+            if module.endswith(".*"):  # every module of a package: a new built-in needs no import list
+                package = importlib.import_module(module[:-2])
+                for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+                    importlib.import_module(info.name)
+            else:
+                importlib.import_module(module)
+        for ep in entry_points(group=self.group):
+            ep.load()
+
+    def names(self) -> list[str]:
+        self.load()
+        return sorted(self._entries)
+
+    def get(self, name: str) -> T:
+        self.load()
+        if name not in self._entries:
+            raise UnknownName(self.kind, name, self.names())
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        self.load()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

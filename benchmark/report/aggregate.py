@@ -1,0 +1,142 @@
+"""From run records to one suite's results: level rows, means over seeds, verdicts and claims.
+
+A cell is one method (label and sweep variant) at one level: every numeric field of the level
+records (prunebench.records.LevelRecord) averaged over seeds, the test accuracy and loss also with
+their sample std and n. Runs are matched to a suite by run id, so ``bench report DIR`` needs only DIR.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prunebench.records import LevelRecord
+from prunebench.references import ClaimVerdict, Verdict, cells, evaluate_claim, judge_all
+from prunebench.spec import ReferencesSpec, RunSpec, Tolerance
+from prunebench.store import SUITES_DIR, RunDir, load_resolved_suites, read_json
+
+# Level-record fields averaged over seeds into every cell (a leaderboard column may show any of them).
+CELL_FIELDS = ("target_density", "density", "sparsity", "test_accuracy", "test_loss", "epochs_trained", "train_flops",
+               "effective_density")
+
+
+def level_rows(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
+    """One row per (run, level) of the complete runs among ``specs``."""
+    rows = []
+    for order, spec in enumerate(specs):
+        result = RunDir(results, spec).result()
+        if result is None:
+            continue
+        for level in result.levels:
+            rows.append({"order": order, "label": spec.label, "variant": spec.variant, "method": spec.method,
+                         "seed": spec.seed, "run_id": spec.run_id, "level": level.level, **_numbers(level)})
+    return pd.DataFrame(rows)
+
+
+def _numbers(level: LevelRecord) -> dict[str, float]:
+    return {name: math.nan if getattr(level, name) is None else float(getattr(level, name)) for name in CELL_FIELDS}
+
+
+def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (label, variant, level), in suite order: the mean of every CELL_FIELDS column over seeds,
+    the sample std (ddof=1) of accuracy and loss, n, and the seeds with their accuracies."""
+    if rows.empty:
+        return rows
+    grouped = rows.groupby(["label", "variant", "level"], sort=False)
+    out = grouped.agg(
+        order=("order", "min"),
+        method=("method", "first"),
+        **{name: (name, "mean") for name in CELL_FIELDS},
+        accuracy_std=("test_accuracy", "std"),
+        loss_std=("test_loss", "std"),
+        n=("test_accuracy", "size"),
+        seeds=("seed", list),
+        accuracies=("test_accuracy", list),
+    ).reset_index()
+    out = out.rename(columns={"test_accuracy": "accuracy_mean", "test_loss": "loss_mean"})
+    out["target_sparsity"] = 1.0 - out["target_density"]
+    return out.sort_values(["order", "level"]).drop(columns="order").reset_index(drop=True)
+
+
+@dataclass
+class SuiteResults:
+    """Everything a report shows about one suite, computed once from the records."""
+
+    name: str
+    specs: list[RunSpec]
+    meta: dict[str, Any]
+    table: pd.DataFrame  # aggregate()
+    statuses: dict[str, str]  # run id -> status
+    verdicts: list[Verdict] = field(default_factory=list)
+    claims: list[ClaimVerdict] = field(default_factory=list)
+    tolerance: Tolerance = field(default_factory=Tolerance)  # the one the verdicts applied
+    failures: dict[str, str] = field(default_factory=dict)  # run id -> first line of the reason
+    provenance: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        values = list(self.statuses.values())
+        return {k: values.count(k) for k in ("complete", "failed", "partial", "pending") if values.count(k)}
+
+    @property
+    def metric(self) -> str:
+        """What the percentages are: test accuracy, unless the suite says otherwise."""
+        return self.meta.get("metric") or "test acc"
+
+    def dense(self, column: str = "accuracy_mean") -> float | None:
+        """The dense baseline's value of a cell column (None without a dense run)."""
+        dense = self.table[self.table["method"] == "dense"] if not self.table.empty else self.table
+        return None if dense.empty else float(dense[column].iloc[0])
+
+    @property
+    def dense_accuracy(self) -> float | None:
+        return self.dense("accuracy_mean")
+
+
+def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, Any] | None = None,
+            references: ReferencesSpec | None = None) -> SuiteResults:
+    meta = meta or {}
+    references = references or ReferencesSpec.model_validate(meta.get("references") or {})
+    table = aggregate(level_rows(results, specs))
+    runs = {s.run_id: RunDir(results, s) for s in specs}
+    statuses = {run_id: run.status() for run_id, run in runs.items()}
+    failures = {run_id: ((runs[run_id].failure() or {}).get("reason") or "").split("\n")[0]
+                for run_id, status in statuses.items() if status == "failed"}
+    return SuiteResults(
+        name=name, specs=list(specs), meta=meta, table=table, statuses=statuses,
+        verdicts=judge_all(references.numbers, table, references.tolerance),
+        claims=[evaluate_claim(c, cells(table)) for c in references.claims],
+        tolerance=references.tolerance,
+        failures=failures,
+        provenance=provenance_line(results, [s for s in specs if statuses[s.run_id] == "complete"]),
+    )
+
+
+def suites_in(results: Path) -> list[SuiteResults]:
+    """Every suite recorded in a results directory, from its resolved suite and run records."""
+    suites = load_resolved_suites(results)
+    if not suites:
+        raise FileNotFoundError(f"{results}: no resolved suites under {Path(results) / SUITES_DIR} "
+                                f"(run `bench run` with --results {results})")
+    return [collect(results, suite["name"], suite["runs"], suite) for suite in suites]
+
+
+def provenance_line(results: Path, specs: Sequence[RunSpec]) -> str:
+    """Where the numbers came from, read from the runs' provenance records."""
+    records = [read_json(RunDir(results, s).path / "provenance.json") or {} for s in specs]
+    if not records:
+        return ""
+    commits = sorted({(r.get("git") or {}).get("commit") or "unknown" for r in records})
+    dirty = any((r.get("git") or {}).get("dirty") for r in records)
+    devices = sorted({f"{r.get('device', '?')} ({r.get('device_name', '?')}, torch threads: {r.get('torch_threads', '?')})"
+                      for r in records})
+    torch_versions = sorted({(r.get("packages") or {}).get("torch") or "?" for r in records})
+    wall = sum(r.get("wall_time_s", 0.0) for r in records)
+    code = ", ".join(c[:12] for c in commits) + (" (with uncommitted changes)" if dirty else "")
+    return (f"_Provenance: {len(records)} runs on {'; '.join(devices)}, torch {', '.join(torch_versions)}, "
+            f"code {code}; {wall / 60:.1f} min of run wall time._\n")

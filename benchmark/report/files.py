@@ -1,0 +1,23 @@
+"""A suite's report as files: <name>.md (leaderboard, references, diagnostics), .csv and .png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prunebench.report.aggregate import SuiteResults
+from prunebench.report.plots import plot_suite
+from prunebench.report.tables import suite_csv, suite_markdown
+
+
+def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "") -> list[Path]:
+    """<name>.md (with ``extra_markdown`` appended), <name>.csv and <name>.png in out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    markdown = suite_markdown(sr) + (f"\n{extra_markdown}" if extra_markdown else "")
+    for suffix, text in ((".md", markdown), (".csv", suite_csv(sr))):
+        path = out_dir / f"{sr.name}{suffix}"
+        path.write_text(text)
+        written.append(path)
+    if (png := plot_suite(sr, out_dir / f"{sr.name}.png")) is not None:
+        written.append(png)
+    return written

@@ -1,0 +1,70 @@
+"""The suite's figure: accuracy against weights remaining, from the aggregated cells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prunebench.report.aggregate import SuiteResults
+
+
+def plot_suite(sr: SuiteResults, path: Path) -> Path | None:
+    """Write the suite's figure as PNG; None when there are no results to plot."""
+    if sr.table.empty:
+        return None
+    fig = suite_figure(sr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def suite_figure(sr: SuiteResults):
+    """Accuracy vs weights remaining (log axis): a line per method with a ±std band over seeds (at a
+    sparsity several levels share, the last one), the dense baseline dashed, references as points
+    with error bars (x markers when approximate)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    colors: dict[str, Any] = {}
+    for label, rows in sr.table[sr.table["method"] != "dense"].groupby("label", sort=False):
+        # one point per sparsity: where several levels (cycles) or sweep points share it, the last level
+        rows = rows.assign(key=rows["target_sparsity"].round(6)).sort_values("level", kind="stable")
+        rows = rows.drop_duplicates("key", keep="last")
+        x = 100 * (1 - rows["target_sparsity"].to_numpy())
+        order = x.argsort()[::-1]
+        x, mean = x[order], 100 * rows["accuracy_mean"].to_numpy()[order]
+        std = 100 * rows["accuracy_std"].fillna(0).to_numpy()[order]
+        (line,) = ax.plot(x, mean, marker="o", markersize=3, label=label)
+        colors[label] = line.get_color()
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    if sr.dense_accuracy is not None:
+        ax.axhline(100 * sr.dense_accuracy, color="black", linestyle="--", linewidth=1, label="dense")
+    refs = [v.reference for v in sr.verdicts]
+    for label in dict.fromkeys(r.method for r in refs):
+        mine = [r for r in refs if r.method == label]
+        ax.errorbar([100 - r.sparsity for r in mine], [r.mean for r in mine], yerr=[r.std or 0 for r in mine],
+                    fmt="x" if mine[0].approx else "s", markersize=4, capsize=2, color=colors.get(label, "gray"),
+                    alpha=0.8, label=f"{label} (reference{', approx.' if mine[0].approx else ''})")
+    ax.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05) if ax.get_xlim()[0] * 0.99 <= t <= ax.get_xlim()[1] * 1.01]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel("test accuracy (%)" if sr.metric == "test acc" else f"{sr.metric} (%)")
+    ax.set_title(sr.name + (" (reduced)" if sr.meta.get("reduced") else ""))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+

@@ -1,0 +1,224 @@
+"""Leaderboards as text: the markdown section of a suite, its CSV, and two result sets compared.
+
+``leaderboard_rows`` turns the aggregated cells into records (the CSV writes them whole); the
+markdown leaderboard shows the columns of ``COLUMNS``, each one entry: a header and how to show a
+row, so a new column is one line here.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prunebench.references import Verdict, cells, find_cell
+from prunebench.report.aggregate import SuiteResults, suites_in
+
+
+def _name(label: str, variant: str) -> str:
+    return f"{label} ({variant})" if variant else label
+
+
+def _mean_std(mean: float, std: float | None, n: int | None, scale: float = 100.0) -> str:
+    if std is None or (isinstance(std, float) and math.isnan(std)) or (n is not None and n < 2):
+        return f"{scale * mean:.2f}"
+    return f"{scale * mean:.2f} ± {scale * std:.2f}"
+
+
+def _signed(x: float | None) -> str:
+    return "" if x is None else f"{x:+.2f}"
+
+
+def _cell_verdicts(sr: SuiteResults) -> dict[tuple[str, str, int], list[Verdict]]:
+    """Verdicts attached to the leaderboard row they matched."""
+    ours = cells(sr.table)
+    out: dict[tuple[str, str, int], list[Verdict]] = {}
+    for v in sr.verdicts:
+        cell = find_cell(ours, v.reference.method, v.reference.variant, v.reference.sparsity, v.reference.level)
+        if cell is not None:
+            out.setdefault((cell["label"], cell["variant"], int(cell["level"])), []).append(v)
+    return out
+
+
+def _number(x: Any) -> float | None:
+    return None if x is None or pd.isna(x) else float(x)
+
+
+def leaderboard_rows(sr: SuiteResults) -> list[dict[str, Any]]:
+    """The leaderboard as records (the markdown table and the CSV are two views of these)."""
+    dense = sr.dense_accuracy
+    expected: dict[tuple[str, str], int] = {}
+    for s in sr.specs:
+        expected[(s.label, s.variant)] = expected.get((s.label, s.variant), 0) + 1
+    attached = _cell_verdicts(sr)
+    rows = []
+    for r in sr.table.itertuples():
+        std = _number(r.accuracy_std)
+        vs = attached.get((r.label, r.variant, int(r.level)), [])
+        ref = vs[0].reference if vs else None
+        rows.append({
+            "method": r.label, "variant": r.variant, "level": int(r.level),
+            "target_sparsity_pct": 100 * r.target_sparsity, "sparsity_pct": 100 * r.sparsity,
+            "weights_remaining_pct": 100 * (1 - r.sparsity),
+            "accuracy_mean_pct": 100 * r.accuracy_mean, "accuracy_std_pct": None if std is None else 100 * std,
+            "n": int(r.n), "n_expected": expected.get((r.label, r.variant), int(r.n)),
+            "delta_vs_dense": None if dense is None or r.method == "dense" else 100 * (r.accuracy_mean - dense),
+            "reference_mean_pct": None if ref is None else ref.mean, "reference_std_pct": None if ref is None else ref.std,
+            "reference_n": None if ref is None else ref.n, "reference_approx": None if ref is None else ref.approx,
+            "delta_vs_reference": vs[0].delta if vs else None,
+            "verdict": "; ".join(v.verdict for v in vs), "epochs_trained": float(r.epochs_trained),
+            "loss_mean": _number(r.loss_mean), "train_flops": _number(r.train_flops),
+            "seeds": list(r.seeds), "accuracies_pct": [100 * a for a in r.accuracies],
+        })
+    return rows
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: its header (``{metric}`` is the suite's metric name) and its cell."""
+
+    header: str
+    cell: Callable[[dict[str, Any]], str]
+    references_only: bool = False  # shown only when some row has a reference
+
+
+def _n(r: dict[str, Any]) -> str:
+    return f"{r['n']}" if r["n"] == r["n_expected"] else f"{r['n']}/{r['n_expected']}"
+
+
+def _reference(r: dict[str, Any]) -> str:
+    if r["reference_mean_pct"] is None:
+        return ""
+    return (_mean_std(r["reference_mean_pct"], r["reference_std_pct"], r["reference_n"], 1.0)
+            + (f" ({r['reference_n']})" if r["reference_n"] else "") + (" ≈" if r["reference_approx"] else ""))
+
+
+COLUMNS: list[Column] = [
+    Column("method", lambda r: _name(r["method"], r["variant"])),
+    Column("level", lambda r: str(r["level"])),
+    Column("target sparsity %", lambda r: f"{r['target_sparsity_pct']:.2f}"),
+    Column("sparsity %", lambda r: f"{r['sparsity_pct']:.2f}"),
+    Column("weights remaining %", lambda r: f"{r['weights_remaining_pct']:.3g}"),
+    Column("{metric} % (mean ± std)", lambda r: _mean_std(r["accuracy_mean_pct"], r["accuracy_std_pct"], r["n"], 1.0)),
+    Column("n", _n),
+    Column("Δ dense", lambda r: _signed(r["delta_vs_dense"])),
+    Column("epochs", lambda r: f"{r['epochs_trained']:g}"),
+    Column("reference", _reference, references_only=True),
+    Column("Δ ref", lambda r: _signed(r["delta_vs_reference"]), references_only=True),
+    Column("verdict", lambda r: r["verdict"], references_only=True),
+]
+
+
+def leaderboard_markdown(sr: SuiteResults, columns: list[Column] = COLUMNS) -> str:
+    rows = leaderboard_rows(sr)
+    if not rows:
+        return "_no complete runs_\n"
+    from tabulate import tabulate
+
+    has_refs = any(r["reference_mean_pct"] is not None for r in rows)
+    shown = [c for c in columns if has_refs or not c.references_only]
+    headers = [c.header.format(metric=sr.metric) for c in shown]
+    body = [[c.cell(r) for c in shown] for r in rows]
+    return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True,
+                    colalign=("left",) + ("right",) * (len(headers) - 1)) + "\n"
+def references_markdown(sr: SuiteResults) -> str:
+    """Verdict counts, the references that matched no run, the claims, and the sources."""
+    lines = []
+    if sr.verdicts:
+        counts: dict[str, int] = {}
+        for v in sr.verdicts:
+            counts[v.verdict] = counts.get(v.verdict, 0) + 1
+        tol = sr.tolerance
+        lines.append("References: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+                     + f" (reproduced: |Δ| <= {tol.k} combined SE + {tol.abs} points; "
+                     f"≈ approximate references: within {tol.band} points).")
+    if sr.claims:
+        lines += ["", "| claim | verdict | detail | source |", "|:--|:--|:--|:--|"]
+        lines += [f"| `{c.claim.claim}` | {c.verdict} | {c.detail} | {c.claim.source} |" for c in sr.claims]
+    sources = sorted({v.reference.source for v in sr.verdicts})
+    if sources or sr.table is not None and not sr.table.empty:
+        lines += ["", "<details><summary>Per-seed accuracies and reference sources</summary>", ""]
+        for r in leaderboard_rows(sr):
+            per_seed = ", ".join(f"seed {s}: {a:.2f}" for s, a in zip(r["seeds"], r["accuracies_pct"]))
+            lines.append(f"- {_name(r['method'], r['variant'])}, level {r['level']}: {per_seed}")
+        if sources:
+            lines += ["", "Sources:"] + [f"- {s}" for s in sources]
+        lines += ["", "</details>"]
+    return "\n".join(lines).strip() + "\n" if lines else ""
+
+
+def suite_markdown(sr: SuiteResults) -> str:
+    """The markdown section of one suite: heading, protocol line, notes, leaderboard, references, claims."""
+    lines = [f"## {sr.name}", ""]
+    if sr.meta.get("description"):
+        lines += [sr.meta["description"].strip(), ""]
+    if sr.specs and sr.specs[0].data is not None:
+        d, m = sr.specs[0].data, sr.specs[0].model
+        resized = f" (resized to {d.resize})" if d.resize else ""
+        lines += [f"Dataset `{d.dataset}`{resized}, model `{m.name}`, {sr.specs[0].train.epochs} epochs per level. Runs: "
+                  + ", ".join(f"{v} {k}" for k, v in sr.counts.items()) + ".", ""]
+    if sr.meta.get("reduced"):
+        lines += ["_Reduced profile (CI scale): not comparable with the paper's numbers._", ""]
+    if sr.meta.get("stale_run_ids"):
+        lines += [f"_{sr.meta['stale_run_ids']} runs of this suite were recorded by code with another PROTOCOL_VERSION "
+                  "(benchmark/spec.py): their run ids differ from this code's, so they count as pending here._", ""]
+    lines += [f"- {note}" for note in sr.meta.get("notes", [])]
+    if sr.meta.get("notes"):
+        lines.append("")
+    lines.append(leaderboard_markdown(sr))
+    if sr.provenance:
+        lines.append(sr.provenance)
+    lines += _incomplete_lines(sr)
+    refs = references_markdown(sr)
+    if refs:
+        lines += ["", refs]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _incomplete_lines(sr: SuiteResults, most: int = 20) -> list[str]:
+    """One line per failed or missing run (the first ``most`` of them)."""
+    out = []
+    for spec in sr.specs:
+        status = sr.statuses.get(spec.run_id)
+        if status == "complete":
+            continue
+        reason = f": {sr.failures[spec.run_id]}" if spec.run_id in sr.failures else ""
+        out.append(f"- {status}: {_name(spec.label, spec.variant)} seed {spec.seed} ({spec.run_id}){reason}")
+    return out[:most] + ([f"- ... and {len(out) - most} more"] if len(out) > most else [])
+
+
+def suite_csv(sr: SuiteResults) -> str:
+    frame = pd.DataFrame(leaderboard_rows(sr))
+    if not frame.empty:
+        frame["seeds"] = frame["seeds"].map(lambda xs: " ".join(map(str, xs)))
+        frame["accuracies_pct"] = frame["accuracies_pct"].map(lambda xs: " ".join(f"{x:.4f}" for x in xs))
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, float_format="%.4f")
+    return buffer.getvalue()
+
+
+def compare_markdown(a: Path, b: Path) -> str:
+    """Two result sets side by side: every (suite, method, level) present in either, with deltas."""
+    from tabulate import tabulate
+
+    def frame(results: Path) -> pd.DataFrame:
+        parts = [sr.table.assign(suite=sr.name) if not sr.table.empty else sr.table for sr in suites_in(results)]
+        return pd.concat(parts) if parts else pd.DataFrame()
+
+    fa, fb = frame(a), frame(b)
+    keys = ["suite", "label", "variant", "level"]
+    merged = pd.merge(fa, fb, on=keys, how="outer", suffixes=("_a", "_b"))
+    body = []
+    for r in merged.itertuples():
+        ma, mb = r.accuracy_mean_a, r.accuracy_mean_b
+        delta = "" if pd.isna(ma) or pd.isna(mb) else f"{100 * (mb - ma):+.2f}"
+        body.append([r.suite, _name(r.label, r.variant), r.level,
+                     "" if pd.isna(ma) else _mean_std(ma, r.accuracy_std_a, r.n_a),
+                     "" if pd.isna(mb) else _mean_std(mb, r.accuracy_std_b, r.n_b), delta])
+    headers = ["suite", "method", "level", f"A: {a}", f"B: {b}", "B - A (points)"]
+    return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True) + "\n"

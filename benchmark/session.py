@@ -1,0 +1,390 @@
+"""The Session that trains: a run's model, masks, optimizer, data, randomness, snapshots and records.
+
+Every Session call is an *operation* with a sequence number. A checkpoint stores the full state and
+the number of the next operation (and, inside a ``train``, the step reached), so an interrupted run
+replays the method script from the top, skipping finished operations instantly, and continues with
+bit-identical results. This requires what every method already is: a deterministic script whose
+control flow depends only on its parameters and on values the Session returned (those are journaled
+and replayed).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from prunebench.api import RESTORABLE, ProducerRecords, Restorable, ScoreContext, SignSource, get_scorer
+from prunebench.connectivity import effective_density
+from prunebench.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
+from prunebench.masks import Masks, Scores, allocate, full_masks, mask_stats, pack
+from prunebench.models.init import NORM_LAYERS
+from prunebench.records import EpochRecord, LevelRecord
+from prunebench.seeds import derive_seed
+from prunebench.spec import Point, RunSpec
+from prunebench.train import EpochStats, PartialEpoch, Trainer
+
+
+class Recorder(Protocol):
+    """Where a Session writes its records (prunebench.store.RunDir implements it)."""
+
+    def append_metrics(self, row: dict[str, Any]) -> None: ...
+    def save_masks(self, level: int, packed: dict[str, Any]) -> None: ...
+    def save_signs(self, level: int, packed: dict[str, Any]) -> None: ...
+    def records(self) -> ProducerRecords: ...
+    def save_checkpoint(self, state: dict[str, Any]) -> None: ...
+    def metrics_count(self) -> int: ...
+
+
+@dataclass
+class Resume:
+    """Where a replayed script picks up: the operation number and, inside a train, the step (and the
+    epoch a stop request cut short, to be finished)."""
+
+    op: int
+    step: int | None = None
+    partial: dict[str, Any] | None = None
+
+
+class Interrupted(Exception):
+    """Training stopped on request (a signal) after writing a checkpoint; running again resumes it."""
+
+
+class TrainingSession:
+    """The runtime implementation of prunebench.api.Session."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        trainer: Trainer,
+        prunable: dict[str, nn.Parameter],
+        recorder: Recorder,
+        *,
+        num_classes: int,
+        checkpoint_every: int = 1,
+        checkpoint_interval_s: float = 0.0,
+        on_epoch: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        producers: Mapping[str, ProducerRecords] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.trainer = trainer
+        self.model = trainer.model
+        self.prunable = prunable
+        self.recorder = recorder
+        self.num_classes = num_classes
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.on_epoch = on_epoch or (lambda epochs: None)
+        self.should_stop = should_stop
+        self.producers = dict(producers or {})
+        self.masks: Masks = full_masks(prunable)
+        self._init_signs = negative(prunable)  # the seed's initialisation: a resumed session rebuilds the same
+        self._macs = layer_macs(self.model, trainer.train_loader.sample_shape)
+        self.train_flops = 0.0
+        self.target_density = 1.0
+        self.level = 0  # the level being trained: number of record() calls so far
+        self.data_level = 0  # which level's data order the next epochs use
+        self.steps_trained = 0
+        self.levels: list[LevelRecord] = []  # the per-level rows of the result
+        self._snapshots: dict[str, dict[str, Any]] = {}
+        self._journal: dict[int, Any] = {}
+        self._next_op = 0
+        self._resume: Resume | None = None
+        self._started = self._last_checkpoint = time.perf_counter()
+
+    # ---- positions
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.trainer.steps_per_epoch
+
+    @property
+    def epochs_trained(self) -> float:
+        return self.steps_trained / self.steps_per_epoch
+
+    def steps(self, point: Point | str | None, default: int) -> int:
+        if point is None:
+            return default
+        point = Point.model_validate(point)
+        steps = point.steps(self.steps_per_epoch)
+        if steps > self.trainer.total_steps:
+            raise ValueError(f"point {point} lies beyond the level's {self.spec.train.epochs} epochs")
+        return steps
+
+    # ---- operation bookkeeping (replay after a resume)
+    def _op(self) -> tuple[int, bool]:
+        """(this operation's number, whether it must run) and advance the counter."""
+        op = self._next_op
+        self._next_op += 1
+        return op, self._resume is None or op >= self._resume.op
+
+    # ---- training
+    def train(self, start: Point | str | None = None, stop: Point | str | None = None) -> None:
+        """Train steps [start, stop) of the level's schedule (default: the whole schedule)."""
+        op, run = self._op()
+        if not run:
+            return
+        first = self.steps(start, 0)
+        last = self.steps(stop, self.trainer.total_steps)
+        carry = None
+        if self._resume is not None and self._resume.op == op:
+            first = self._resume.step
+            carry = PartialEpoch(**self._resume.partial) if self._resume.partial else None
+        self._resume = None
+
+        def epoch_key(epoch: int) -> int:
+            return derive_seed(self.spec.seed, "data", self.data_level, epoch)
+
+        flops_per_example = 3 * forward_flops(self._macs, self.masks)  # forward + backward (~2x forward)
+
+        def on_epoch(stats: EpochStats) -> None:
+            steps = stats.last_step - stats.first_step
+            self.steps_trained += steps
+            self.train_flops += stats.examples * flops_per_example
+            record = EpochRecord(
+                level=self.level, epoch=stats.epoch, steps=steps, complete=stats.complete, lr=stats.lr,
+                train_loss=stats.train_loss, train_accuracy=stats.train_accuracy, epochs_trained=self.epochs_trained,
+                time_s=stats.seconds, train_flops=self.train_flops,
+            )
+            if self.spec.train.eval_every_epoch and stats.complete:
+                evaluated = self.trainer.evaluate()
+                record.test_accuracy, record.test_loss = evaluated["accuracy"], evaluated["loss"]
+            self.recorder.append_metrics(record.model_dump(mode="json", exclude_none=True))
+            self.on_epoch(steps / self.steps_per_epoch)
+            # Periodic checkpoints fall on epoch ends of the level's schedule, wherever its segments
+            # start and stop, so a level trained in pieces is checkpointed as often as one trained at
+            # once; the end of the schedule is left to the level's record(), which always checkpoints.
+            due = self.checkpoint_every and stats.complete and (stats.epoch + 1) % self.checkpoint_every == 0
+            waited = time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval_s
+            if due and waited and stats.last_step < self.trainer.total_steps:
+                self._checkpoint(Resume(op, stats.last_step))
+
+        partial = self.trainer.train(first, last, epoch_key, on_epoch, self.should_stop, carry)
+        if partial is not None:  # its steps count once the epoch is finished, after the resume
+            self._checkpoint(Resume(op, partial.step, partial.state()))
+            raise Interrupted(f"stopped at step {partial.step} of level {self.level}; checkpoint written")
+
+    def reset_optimizer(self) -> None:
+        """Fresh optimizer state (momentum buffers) for the following training."""
+        if self._op()[1]:
+            self.trainer.reset_optimizer()
+
+    # ---- snapshots and rewinding
+    def snapshot(self, name: str) -> None:
+        """Save everything a later restore may name (weights, BN, optimizer state, data order)."""
+        if not self._op()[1]:
+            return
+        self._snapshots[name] = {
+            "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.trainer.optimizer.state_dict()),
+            "data_level": self.data_level,
+        }
+
+    def restore(self, name: str, what: Sequence[Restorable]) -> None:
+        """Restore the named parts of snapshot ``name``; the masks stay as they are."""
+        if not self._op()[1]:
+            return
+        unknown = set(what) - set(RESTORABLE)
+        if unknown:
+            raise ValueError(f"cannot restore {sorted(unknown)}; restorable: {', '.join(RESTORABLE)}")
+        snap = self._snapshots[name]
+        keys = state_keys(self.model)
+        chosen = {k for part in what if part in keys for k in keys[part]}
+        state = self.model.state_dict()
+        with torch.no_grad():
+            for key in chosen:
+                state[key].copy_(snap["state"][key])
+        if "optimizer" in what:
+            self.trainer.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
+        if "data_order" in what:
+            self.data_level = snap["data_level"]
+        self._masks_changed()
+
+    # ---- scoring and pruning
+    def score(self, scorer: str | None = None, **options: Any) -> Scores:
+        """Scores per prunable tensor from a registered scorer (default: the suite's)."""
+        op, run = self._op()
+        if not run:
+            return {}
+        name = scorer or self.spec.prune.scorer
+        ctx = ScoreContext(
+            model=self.model,
+            params=self.prunable,
+            masks=self.masks,
+            batches=self._scoring_batches(op),
+            generator=self.rng(f"score:{name}", op),
+            num_classes=self.num_classes,
+            level=self.level,
+            producers=self.producers,
+        )
+        return get_scorer(name)(ctx, **options)
+
+    def prune(self, scores: Scores, *, density: float | None = None, remove: float | None = None,
+              allocation: str | None = None) -> None:
+        """Prune to ``density`` of all prunable weights, or remove a fraction of the remaining ones."""
+        if (density is None) == (remove is None):
+            raise ValueError("prune takes exactly one of density= or remove=")
+        if not self._op()[1]:
+            return
+        target = density if density is not None else self.target_density * (1.0 - remove)
+        self.masks = allocate(scores, self.masks, target, allocation or self.spec.prune.allocation)
+        self.target_density = target
+        self._masks_changed()
+
+    def _masks_changed(self) -> None:
+        """Enforce the masks (pruned weights to zero from now on)."""
+        self.trainer.set_masks(self.prunable, self.masks)
+
+    # ---- signs
+    def set_signs(self, source: SignSource, level: int | None = None) -> None:
+        """Give every prunable weight the sign of ``source`` and keep its magnitude: "init" (this
+        run's initialisation), "producer" (the ``signs`` producer run at ``level``, default the
+        current one), or "keep" (nothing)."""
+        if not self._op()[1] or source == "keep":
+            return
+        if source == "init":
+            signs = self._init_signs
+        else:
+            signs = self._producer("signs").signs(self.level if level is None else level)
+        with torch.no_grad():
+            for name, p in self.prunable.items():
+                sign = 1.0 - 2.0 * signs[name].to(device=p.device, dtype=p.dtype)  # True (negative) -> -1
+                p.copy_(p.abs() * sign)
+
+    def flip_signs(self, fraction: float) -> None:
+        """Flip the sign of exactly round(fraction * n) of the n unpruned weights of every prunable
+        tensor, chosen uniformly at random (pruned weights are never touched)."""
+        op, run = self._op()
+        if not run or fraction == 0:
+            return
+        g = self.rng("flip_signs", op)
+        with torch.no_grad():
+            for name, p in self.prunable.items():
+                kept = torch.nonzero(self.masks[name].reshape(-1).cpu()).flatten()
+                chosen = kept[torch.randperm(len(kept), generator=g)[: round(fraction * len(kept))]]
+                sign = torch.ones(p.numel())
+                sign[chosen] = -1.0
+                p.mul_(sign.view(p.shape).to(device=p.device, dtype=p.dtype))
+
+    def _producer(self, role: str) -> ProducerRecords:
+        if role not in self.producers:
+            raise ValueError(f"this run has no {role!r} producer; give the suite entry `from: {{{role}: LABEL}}`")
+        return self.producers[role]
+
+    def rng(self, tag: str, op: int | None = None) -> torch.Generator:
+        """A generator keyed by the run's seed, the operation and ``tag``: same numbers after a resume."""
+        op = self._next_op if op is None else op
+        return torch.Generator().manual_seed(derive_seed(self.spec.seed, "rng", op, tag))
+
+    def _scoring_batches(self, op: int) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+        loader = self.trainer.train_loader
+
+        def batches(n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            plan = loader.plan(derive_seed(self.spec.seed, "score-data", op))
+            for b in range(-(-min(n, len(loader)) // loader.batch_size)):
+                x, y = loader.batch(plan, b)
+                yield x[: n - b * loader.batch_size], y[: n - b * loader.batch_size]
+
+        return batches
+
+    # ---- evaluation and records
+    def evaluate(self) -> dict[str, float]:
+        op, run = self._op()
+        if not run:
+            return self._journal[op]
+        self._journal[op] = self.trainer.evaluate()
+        return self._journal[op]
+
+    def record(self, level: int, **extra: Any) -> None:
+        """End of a level: evaluate, write the level's row and mask, checkpoint."""
+        op, run = self._op()
+        if not run:
+            return
+        stats = mask_stats(self.masks)
+        signs = negative(self.prunable)
+        evaluated = self.trainer.evaluate()
+        row = LevelRecord(
+            level=level, target_density=self.target_density, density=stats.density, sparsity=stats.sparsity,
+            kept=stats.kept, prunable=stats.total,
+            # weights on no input-to-output path count as pruned; a fully pruned tensor cuts every path
+            effective_density=effective_density(self.model, self.masks, self.trainer.train_loader.sample_shape),
+            collapsed_layers=[name for name, (kept, _) in stats.layers.items() if kept == 0],
+            test_accuracy=evaluated["accuracy"], test_loss=evaluated["loss"],
+            epochs_trained=self.epochs_trained, train_flops=self.train_flops,
+            wall_time_s=time.perf_counter() - self._started, layer_density=stats.layer_density(),
+            sign_flips_vs_init=sign_flip_fraction(signs, self._init_signs, self.masks),
+            **self._versus_previous_level(signs), **extra,
+        )
+        self.levels.append(row)
+        self.recorder.append_metrics(row.model_dump(mode="json", exclude_none=True))
+        self.recorder.save_masks(level, pack(self.masks))
+        self.recorder.save_signs(level, pack(signs))
+        self.level = self.data_level = level + 1
+        self._checkpoint(Resume(op + 1))
+
+    def _versus_previous_level(self, signs: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Sign flips and mask overlap against the end of the previously recorded level."""
+        if not self.levels:
+            return {}
+        previous, records = self.levels[-1].level, self.recorder.records()
+        return {
+            "sign_flips_vs_previous": sign_flip_fraction(signs, records.signs(previous), self.masks),
+            "mask_iou_previous": mask_iou(self.masks, records.masks(previous)),
+        }
+
+    # ---- checkpoints
+    def _checkpoint(self, at: Resume) -> None:
+        self.recorder.save_checkpoint(self.state_dict(at))
+        self._last_checkpoint = time.perf_counter()
+
+    def state_dict(self, at: Resume) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "op": at.op,
+            "step": at.step,
+            "partial": at.partial,
+            "model": self.model.state_dict(),
+            "optimizer": self.trainer.optimizer.state_dict(),
+            "masks": self.masks,
+            "snapshots": self._snapshots,
+            "journal": self._journal,
+            "levels": [row.model_dump(mode="json", exclude_none=True) for row in self.levels],
+            "counters": {
+                "target_density": self.target_density, "level": self.level,
+                "data_level": self.data_level, "steps_trained": self.steps_trained, "train_flops": self.train_flops,
+            },
+            "metrics_count": self.recorder.metrics_count(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from a checkpoint: the method script is then replayed up to ``state['op']``."""
+        self.model.load_state_dict(state["model"])
+        self.masks = {k: v.bool() for k, v in state["masks"].items()}
+        self.trainer.optimizer.load_state_dict(state["optimizer"])
+        self._snapshots = state["snapshots"]
+        self._journal = state["journal"]
+        self.levels = [LevelRecord.model_validate(row) for row in state["levels"]]
+        counters = state["counters"]
+        self.target_density = counters["target_density"]
+        self.level, self.data_level = counters["level"], counters["data_level"]
+        self.steps_trained = counters["steps_trained"]
+        self.train_flops = counters.get("train_flops", 0.0)
+        self._masks_changed()
+        self._resume = Resume(state["op"], state["step"], state.get("partial"))
+
+
+def state_keys(model: nn.Module) -> dict[str, set[str]]:
+    """state_dict keys by restorable part: norm-layer affine, norm-layer statistics, everything else."""
+    affine, stats = set(), set()
+    for mname, module in model.named_modules():
+        if isinstance(module, NORM_LAYERS):
+            prefix = f"{mname}." if mname else ""
+            affine |= {prefix + n for n, _ in module.named_parameters(recurse=False)}
+            stats |= {prefix + n for n, _ in module.named_buffers(recurse=False)}
+    weights = {k for k, _ in model.named_parameters()} - affine
+    return {"weights": weights, "bn_affine": affine, "bn_stats": stats}
