@@ -38,9 +38,9 @@ from prunebench.registry import Registry, UnknownName
 from prunebench.spec import Point, RunSpec
 
 __all__ = [
-    "METHODS", "RESTORABLE", "SCORERS", "Method", "MethodParams", "ProducerRecords", "Restorable", "ScoreContext",
-    "Scorer", "Session", "SignSource", "UnknownName", "get_method", "get_scorer", "method_names", "register_method",
-    "register_scorer", "scorer_names",
+    "METHODS", "RESTORABLE", "SCORERS", "DropGrow", "GradualPrune", "MaskUpdates", "Method", "MethodParams",
+    "ProducerRecords", "Restorable", "ScoreContext", "Scorer", "Session", "SignSource", "UnknownName", "get_method",
+    "get_scorer", "method_names", "register_method", "register_scorer", "scorer_names",
 ]
 
 Restorable = Literal["weights", "bn_affine", "bn_stats", "optimizer", "data_order"]
@@ -90,6 +90,45 @@ class ScoreContext:
 Scorer = Callable[..., Scores]  # (ctx: ScoreContext, **options) -> Scores
 
 
+# ------------------------------------------------------------------- mask updates during training
+@dataclass(frozen=True)
+class DropGrow:
+    """A drop-and-grow update at a fixed density (SET, RigL). In every prunable tensor, drop the
+    floor(f * kept) active weights of smallest magnitude and grow as many inactive ones: at random
+    (``grow="random"``, SET) or those of largest dense-gradient magnitude at the update step
+    (``grow="gradient"``, RigL); f is ``drop_fraction``, constant or cosine-annealed to zero at
+    the updates' end. Each tensor keeps exactly its count; grown weights start at zero with zero
+    optimizer state (RigL's code: a weight dropped and regrown in one update keeps its value; SET's
+    re-initialises it)."""
+
+    grow: Literal["random", "gradient"]
+    drop_fraction: float = 0.3
+    anneal: Literal["constant", "cosine"] = "cosine"
+
+
+@dataclass(frozen=True)
+class GradualPrune:
+    """Gradual magnitude pruning (Zhu & Gupta 2017): at each update, prune (nested) with ``scorer`` and
+    ``allocation`` (default: the suite's) to the cubic schedule's density, from ``initial_density``
+    at the first update to ``final_density`` at the last."""
+
+    initial_density: float
+    final_density: float
+    scorer: str = "magnitude"
+    allocation: str | None = None
+
+
+@dataclass(frozen=True)
+class MaskUpdates:
+    """Update the masks with ``rule`` after the optimizer steps ``begin``, ``begin + every``, ... up to
+    ``end`` (inclusive; points of the level's schedule; default: the segment's last step)."""
+
+    rule: DropGrow | GradualPrune
+    every: Point | str | int  # an int counts optimizer steps
+    begin: Point | str = "0it"
+    end: Point | str | None = None
+
+
 @runtime_checkable
 class Session(Protocol):
     """What a method script may call. Every call is an operation of the run's journal (see
@@ -104,8 +143,10 @@ class Session(Protocol):
 
     def steps(self, point: Point | str | None, default: int) -> int:
         """A point of the level's schedule in optimizer steps (``default`` when None)."""
-    def train(self, start: Point | str | None = None, stop: Point | str | None = None) -> None:
-        """Train steps [start, stop) of the level's schedule (default: the whole schedule)."""
+    def train(self, start: Point | str | None = None, stop: Point | str | None = None,
+              updates: MaskUpdates | None = None) -> None:
+        """Train steps [start, stop) of the level's schedule (default: the whole schedule), with the
+        mask ``updates`` at their steps."""
     def reset_optimizer(self) -> None:
         """Fresh optimizer state (momentum buffers) for the following training."""
     def snapshot(self, name: str) -> None:
@@ -117,6 +158,8 @@ class Session(Protocol):
     def prune(self, scores: Scores, *, density: float | None = None, remove: float | None = None,
               allocation: str | None = None) -> None:
         """Prune to ``density`` of all prunable weights, or remove a fraction of the remaining ones."""
+    def revive(self) -> None:
+        """Unprune every weight (a dense phase): revived weights start at zero with zero optimizer state."""
     def set_signs(self, source: SignSource, level: int | None = None) -> None:
         """|w| * sign of ``source`` ("init", "producer") for every prunable weight; "keep": nothing."""
     def flip_signs(self, fraction: float) -> None:

@@ -49,11 +49,6 @@ def _parse_only(only: str | None) -> dict[str, set[str]]:
     return selection
 
 
-def _selected(spec, selection: dict[str, set[str]]) -> bool:
-    fields = {"method": spec.method, "label": spec.label, "seed": str(spec.seed), "run": spec.run_id}
-    return all(fields[k] in values for k, values in selection.items())
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """prunebench: reproducible neural-network pruning benchmarks."""
@@ -71,13 +66,16 @@ def main() -> None:
 @click.option("--rerun", is_flag=True, help="redo selected runs even if complete (old records are kept, renamed)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--threads", default=None, type=int, help="torch threads (bitwise reproducibility holds per thread count)")
-@click.option("--checkpoint-every", default=1, show_default=True, type=int, help="checkpoint every N epochs inside a level (0: level ends only)...")
-@click.option("--checkpoint-interval", default=120.0, show_default=True, type=float, help="...but at most once per this many seconds (level ends always)")
+@click.option("--checkpoint-every", default=1, show_default=True, type=int,
+              help="checkpoint every N epochs inside a level (0: level ends only)...")
+@click.option("--checkpoint-interval", default=120.0, show_default=True, type=float,
+              help="...but at most once per this many seconds (level ends always)")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms (slower on GPU)")
 @click.option("--compile", "compile_step", is_flag=True, help="torch.compile the train step (faster ResNets; not bitwise equal to eager)")
 @click.option("--channels-last", is_flag=True, help="NHWC memory format (GPU only: refused on the CPU, see results/throughput_cpu.md)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-@click.option("--check", "check_after", is_flag=True, help="then check the results against the suite's references (exit codes of `bench check`)")
+@click.option("--check", "check_after", is_flag=True,
+              help="then check the results against the suite's references (exit codes of `bench check`)")
 @click.option("--gpus", default=None, metavar="0,1,...", help="one worker process per listed GPU")
 @click.option("--jobs", default=None, type=int, help="this many CPU worker processes")
 @click.option("--shard", default=None, metavar="i/N", help="only the runs of shard i of N (machines sharing --results)")
@@ -91,19 +89,18 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         checkpoint_every, checkpoint_interval, deterministic, compile_step, channels_last, no_progress, check_after, gpus,
         jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
-    from prunebench.executors import cpu_workers, gpu_workers, in_shard, parse_shard, plan_suite, run_local, run_pool
-    from prunebench.report import collect, suite_markdown
-    from prunebench.store import save_resolved_suite
+    from prunebench import app
+    from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite
+    from prunebench.report import suite_markdown
     from prunebench.runner import stop_on_signals
 
     loaded = _load(suite, reduced, overrides)
-    selection = _parse_only(only)
     try:
         shard_of = parse_shard(shard) if shard else None
         workers = gpu_workers(gpus) if gpus else cpu_workers(jobs) if jobs and jobs > 1 else None
     except ValueError as e:
         _fail(f"error: {e}")
-    specs = [s for s in loaded.runs() if _selected(s, selection) and in_shard(s, shard_of)]
+    specs = app.select(loaded.runs(), _parse_only(only), shard_of)
     if not specs:
         _fail(f"error: --only/--shard select none of the suite's {len(loaded.runs())} runs")
     results_dir = Path(results)
@@ -115,42 +112,34 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
                             channels_last=channels_last)
     if executor_kind == "slurm":
         _run_slurm(loaded, plans, results_dir, settings, dry_run, retry_failed, partition, time_limit, array_parallelism,
-                   slurm_gpus, slurm_cpus, suite, reduced, overrides)
+                   slurm_gpus, slurm_cpus, overrides)
         return
     if dry_run:
         _print_plan(plans, retry_failed, results_dir)
         return
-    name = _result_name(loaded, reduced)
-    meta = _meta(loaded, suite, reduced, overrides)
-    save_resolved_suite(results_dir, name, loaded.runs(), meta)
     started = time.perf_counter()
     with stop_on_signals() as stop:  # SIGINT/SIGTERM/SIGUSR1: checkpoint at the next step, then exit 3
-        if workers:
-            outcomes = run_pool(plans, results_dir, settings, workers, retry_failed=retry_failed, progress=not no_progress,
-                                should_stop=stop.requested)
-        else:
-            outcomes = run_local(plans, results_dir, settings, retry_failed=retry_failed, progress=not no_progress,
-                                 should_stop=stop.requested)
-    ran = [o for o in outcomes if o.status in ("complete", "failed")]
-    results_of_suite = collect(results_dir, name, loaded.runs(), meta, loaded.spec.references)
-    click.echo(suite_markdown(results_of_suite))
-    failed = [o for o in outcomes if o.status not in ("complete", "skipped")]
-    if any(o.status == "interrupted" for o in outcomes):
+        done = app.execute_suite(loaded, plans, results_dir, settings, overrides=overrides, workers=workers,
+                                 retry_failed=retry_failed, progress=not no_progress, should_stop=stop.requested)
+    click.echo(suite_markdown(done.results))
+    ran = [o for o in done.outcomes if o.status in ("complete", "failed")]
+    if any(o.status == "interrupted" for o in done.outcomes):
         click.echo("interrupted: a checkpoint was written; run the same command again to resume", err=True)
-    click.echo(f"{len(ran)} run(s) executed, {len(outcomes) - len(ran)} skipped, {len(failed)} not complete; "
+    click.echo(f"{len(ran)} run(s) executed, {len(done.outcomes) - len(ran)} skipped, {len(done.incomplete)} not complete; "
                f"{time.perf_counter() - started:.1f} s; records in {results_dir}/", err=True)
     if check_after:
-        sys.exit(_check_exit(results_of_suite, strict=False))
-    if failed:
+        sys.exit(_check_exit(done.results, strict=False))
+    if done.incomplete:
         sys.exit(EXIT_INCOMPLETE)
 
 
 def _run_slurm(loaded, plans, results_dir, settings, dry_run, retry_failed, partition, time_limit, array_parallelism,
-               gpus, cpus, suite, reduced, overrides) -> None:
+               gpus, cpus, overrides) -> None:
     """Submit the incomplete runs as one SLURM job array (or, with --dry-run, show its sbatch file)."""
+    from prunebench import app
     from prunebench.executors import to_run
-    from prunebench.store import save_resolved_suite
     from prunebench.slurm import make_executor, sbatch_script, slurm_parameters, submit
+    from prunebench.store import save_resolved_suite
 
     todo, _ = to_run(plans, retry_failed)
     try:
@@ -166,20 +155,10 @@ def _run_slurm(loaded, plans, results_dir, settings, dry_run, retry_failed, part
     if not todo:
         click.echo("nothing to submit: every selected run is complete (or failed; --retry-failed)")
         return
-    save_resolved_suite(results_dir, _result_name(loaded, reduced), loaded.runs(), _meta(loaded, suite, reduced, overrides))
+    save_resolved_suite(results_dir, app.result_name(loaded), loaded.runs(), app.suite_meta(loaded, overrides))
     jobs = submit(todo, results_dir, settings, make_executor(folder, params))
     click.echo(f"submitted {len(jobs)} runs as SLURM job array {jobs[0].job_id.split('_')[0]}; "
                f"follow with `bench status {results_dir}`, then `bench report {results_dir}`")
-
-
-def _result_name(loaded, reduced: bool) -> str:
-    return loaded.name + ("-reduced" if reduced else "")
-
-
-def _meta(loaded, path: str, reduced: bool, overrides) -> dict:
-    """What a results folder keeps about the suite, so reports and checks need nothing else."""
-    return {"source": str(path), "reduced": reduced, "overrides": list(overrides), "description": loaded.spec.description,
-            "notes": loaded.spec.notes, "metric": loaded.spec.metric, "references": loaded.spec.references.model_dump(mode="json")}
 
 
 def _check_exit(sr, strict: bool) -> int:
@@ -333,11 +312,10 @@ def check(suite, results, reduced, overrides, strict, github_summary) -> None:
     Exit 0: everything checked is reproduced and every claim holds; 1: a deviation or a failed claim;
     2: a usage or suite error; 3: runs missing or failed (and nothing deviates).
     """
-    from prunebench.report import collect, suite_markdown
+    from prunebench import app
+    from prunebench.report import suite_markdown
 
-    loaded = _load(suite, reduced, overrides)
-    sr = collect(Path(results), _result_name(loaded, reduced), loaded.runs(), _meta(loaded, suite, reduced, overrides),
-                 loaded.spec.references)
+    sr = app.suite_results(_load(suite, reduced, overrides), Path(results), overrides)
     text = suite_markdown(sr)
     click.echo(text)
     if github_summary and os.environ.get("GITHUB_STEP_SUMMARY"):

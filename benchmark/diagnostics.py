@@ -17,8 +17,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from prunebench.models.init import CONV_LINEAR
 from prunebench.masks import Masks
+from prunebench.models.init import CONV_LINEAR
 
 Signs = dict[str, torch.Tensor]  # name -> bool tensor, True where the weight is negative
 

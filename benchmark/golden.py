@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from prunebench.report import collect, leaderboard_rows
+from prunebench.app import result_name, suite_results
+from prunebench.report import leaderboard_rows
 from prunebench.spec import GoldenFile, ReferenceNumber
 from prunebench.store import RunDir, read_json
 from prunebench.suite import Suite, golden_path
@@ -23,8 +24,8 @@ HEADER = "# Golden references of the reduced profile, recorded by `bench golden`
 
 def record_golden(suite: Suite, results: Path, command: str) -> tuple[Path, int]:
     specs = suite.runs()
-    name = f"{suite.name}-reduced"
-    sr = collect(results, name, specs, {})
+    name = result_name(suite)
+    sr = suite_results(suite, results)
     missing = [s for s in specs if sr.statuses[s.run_id] != "complete"]
     if missing:
         raise RuntimeError(f"{len(missing)} of {len(specs)} runs of {name} are not complete in {results}; run "

@@ -255,6 +255,30 @@ def allocate(scores: Scores, current: Masks, density: float, allocation: str) ->
     return {name: _keep_top(scores[name], mask, counts[name]) for name, mask in current.items()}
 
 
+def drop_and_grow(current: Masks, drop_scores: Scores, grow_scores: Scores, fraction: float) -> tuple[Masks, Masks]:
+    """A non-nested update at fixed density (SET, RigL): in every tensor drop the floor(fraction * kept)
+    active weights of lowest ``drop_scores`` and grow as many of highest ``grow_scores`` among the
+    weights not kept after the drop (a weight just dropped may come back, as in the RigL code).
+    Every tensor keeps exactly its count; ties are broken by position. Returns (new masks, grown):
+    the weights the grow step chose (some may have been active before the drop)."""
+    new, grown = {}, {}
+    for name, mask in current.items():
+        flat = mask.reshape(-1)
+        kept = int(flat.sum())
+        n = int(kept * fraction)  # floor, as RigL's int cast
+        keep = _keep_top(drop_scores[name], mask, kept - n).reshape(-1)
+        flat_grow = grow_scores[name].reshape(-1).to(torch.float64)
+        if torch.isnan(flat_grow).any():
+            raise MaskError(f"grow scores of {name} contain NaN")
+        candidates = torch.where(keep.to(flat_grow.device), torch.full_like(flat_grow, -torch.inf), flat_grow)
+        order = torch.sort(candidates, descending=True, stable=True).indices[:n]
+        out = keep.clone()
+        out[order.to(out.device)] = True
+        new[name] = out.reshape(mask.shape)
+        grown[name] = (out & ~keep).reshape(mask.shape)
+    return new, grown
+
+
 # ---------------------------------------------------------------------------------------- storage
 def pack(masks: Masks) -> dict[str, dict[str, torch.Tensor]]:
     """Bit-packed masks (1 bit per weight) for level records; torch.load(weights_only=True)-safe."""

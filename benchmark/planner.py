@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from prunebench.api import Restorable, SignSource, get_method
+from prunebench.api import MaskUpdates, Restorable, SignSource, get_method
 from prunebench.data import train_size
 from prunebench.data.loader import steps_per_epoch
 from prunebench.masks import Scores
@@ -27,21 +27,39 @@ class PlanSession:
 
     def __init__(self, spec: RunSpec, steps_per_epoch: int) -> None:
         self.spec = spec
-        self.steps_per_epoch = steps_per_epoch
+        self._steps_per_epoch = steps_per_epoch
         self.total_steps = spec.train.epochs * steps_per_epoch
         self.steps_trained = 0
         self.levels: list[LevelRecord] = []
         self.target_density = 1.0
 
     @property
+    def steps_per_epoch(self) -> int:
+        return self._steps_per_epoch
+
+    @property
     def epochs_trained(self) -> float:
         return self.steps_trained / self.steps_per_epoch
 
     def steps(self, point: Point | str | None, default: int) -> int:
-        return default if point is None else Point.model_validate(point).steps(self.steps_per_epoch)
+        if point is None:
+            return default
+        point = Point.model_validate(point)
+        steps = point.steps(self.steps_per_epoch)
+        if steps > self.total_steps:
+            raise ValueError(f"point {point} lies beyond the level's {self.spec.train.epochs} epochs "
+                             f"({self.total_steps} steps of {self.steps_per_epoch})")
+        return steps
 
-    def train(self, start: Point | str | None = None, stop: Point | str | None = None) -> None:
-        self.steps_trained += self.steps(stop, self.total_steps) - self.steps(start, 0)
+    def train(self, start: Point | str | None = None, stop: Point | str | None = None,
+              updates: MaskUpdates | None = None) -> None:
+        first, last = self.steps(start, 0), self.steps(stop, self.total_steps)
+        if first > last:
+            raise ValueError(f"a training segment from {start} to {stop} runs backwards")
+        if updates is not None:
+            for point in (updates.begin, updates.end, None if isinstance(updates.every, int) else updates.every):
+                self.steps(point, 0)
+        self.steps_trained += last - first
 
     def prune(self, scores: Scores, *, density: float | None = None, remove: float | None = None,
               allocation: str | None = None) -> None:
@@ -64,6 +82,8 @@ class PlanSession:
     def snapshot(self, name: str) -> None: ...
     def restore(self, name: str, what: Sequence[Restorable]) -> None: ...
     def reset_optimizer(self) -> None: ...
+    def revive(self) -> None:
+        self.target_density = 1.0
     def set_signs(self, source: SignSource, level: int | None = None) -> None: ...
     def flip_signs(self, fraction: float) -> None: ...
 

@@ -47,7 +47,10 @@ class LevelRecord(BaseModel):
     test_accuracy: float  # the leaderboard's metric (a standalone method's success rate)
     test_loss: float | None = None
     epochs_trained: float  # cumulative over the run
-    train_flops: float | None = None  # cumulative over the run
+    train_flops: float | None = None  # cumulative over the run, at each step's densities (RigL's count)
+    dense_train_flops: float | None = None  # the dense model's FLOPs for the same training examples
+    inference_flops: float | None = None  # one example's forward pass at this level's masks
+    dense_inference_flops: float | None = None  # ... and unpruned
     kept: int | None = None
     prunable: int | None = None
     effective_density: float | None = None  # kept weights on some input-to-output path

@@ -60,10 +60,11 @@ def cells(table: pd.DataFrame, metric: Metric = "top1_test_acc") -> pd.DataFrame
     if table.empty:
         return pd.DataFrame(columns=["label", "variant", "level", "sparsity", "mean", "std", "n"])
     column, scale = ("loss", 1.0) if metric == "test_loss" else ("accuracy", 100.0)
+    costs = {q: table[q] if q in table else float("nan") for q in BUDGET_QUANTITIES}
     return pd.DataFrame({
         "label": table["label"], "variant": table["variant"], "level": table["level"],
         "sparsity": 100 * table["target_sparsity"], "mean": scale * table[f"{column}_mean"],
-        "std": scale * table[f"{column}_std"], "n": table["n"],
+        "std": scale * table[f"{column}_std"], "n": table["n"], **costs,
     })
 
 
@@ -133,14 +134,29 @@ class Side:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """``where train_flops <= [FACTOR *] LABEL | NUMBER``: the left side's cost against another's, or a number."""
+
+    quantity: str  # a cell column: train_flops or inference_flops
+    op: str
+    label: str | None  # None: ``number`` is the bound itself
+    number: float  # the factor on the label's cost, or the bound
+
+
+BUDGET_QUANTITIES = ("train_flops", "inference_flops")
+
+
+@dataclass(frozen=True)
 class ParsedClaim:
     left: Side
     op: str
     right: Side
     conditions: tuple[tuple[str, float], ...]  # (CMP, sparsity percent)
+    budgets: tuple[Budget, ...] = ()
 
 
-_TOKEN = re.compile(r"\s*(>=|<=|==|>|<|[+-]|\d+(?:\.\d+)?%?|[A-Za-z_][\w()\[\]=.,]*)")
+_NUMBER = r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?%?"
+_TOKEN = re.compile(rf"\s*(>=|<=|==|>|<|[+*-]|{_NUMBER}|[A-Za-z_][\w()\[\]=.,]*)")
 
 
 def _tokens(text: str) -> list[str]:
@@ -156,7 +172,7 @@ def _tokens(text: str) -> list[str]:
 
 
 def _number(token: str) -> float | None:
-    if re.fullmatch(r"\d+(?:\.\d+)?%?", token):
+    if re.fullmatch(_NUMBER, token):
         return float(token.rstrip("%"))
     return None
 
@@ -193,9 +209,9 @@ def parse_claim(text: str) -> ParsedClaim:
     pos += 1
     right = side()
     conditions: list[tuple[str, float]] = []
-    if pos < len(tokens):
-        if tokens[pos] != "at":
-            raise ClaimError(f"claim {text!r}: expected 'at ...' after the comparison, got {tokens[pos]!r}")
+    if pos < len(tokens) and tokens[pos] not in ("at", "where"):
+        raise ClaimError(f"claim {text!r}: expected 'at ...' or 'where ...' after the comparison, got {tokens[pos]!r}")
+    if pos < len(tokens) and tokens[pos] == "at":
         pos += 1
         while True:
             if pos < len(tokens) and tokens[pos] == "sparsity":
@@ -208,6 +224,27 @@ def parse_claim(text: str) -> ParsedClaim:
                 pos += 1
             else:
                 raise ClaimError(f"claim {text!r} ends after 'at'/'and'")
+            if pos == len(tokens) or tokens[pos] == "where":
+                break
+            if tokens[pos] != "and":
+                raise ClaimError(f"claim {text!r}: expected 'and', got {tokens[pos]!r}")
+            pos += 1
+    budgets: list[Budget] = []
+    if pos < len(tokens):  # "where" QUANTITY CMP [NUMBER "*"] (LABEL | NUMBER) ("and" ...)*
+        pos += 1
+        while True:
+            quantity = tokens[pos] if pos < len(tokens) else ""
+            cmp = tokens[pos + 1] if pos + 1 < len(tokens) else ""
+            if quantity not in BUDGET_QUANTITIES or cmp not in _OPS or pos + 2 >= len(tokens):
+                raise ClaimError(f"claim {text!r}: expected 'where {'|'.join(BUDGET_QUANTITIES)} CMP [FACTOR *] LABEL|NUMBER'")
+            pos += 2
+            factor = 1.0
+            if _number(tokens[pos]) is not None and pos + 2 < len(tokens) and tokens[pos + 1] == "*":
+                factor, pos = _number(tokens[pos]), pos + 2
+            bound = tokens[pos]
+            pos += 1
+            number = _number(bound)
+            budgets.append(Budget(quantity, cmp, None, number) if number is not None else Budget(quantity, cmp, bound, factor))
             if pos == len(tokens):
                 break
             if tokens[pos] != "and":
@@ -215,7 +252,9 @@ def parse_claim(text: str) -> ParsedClaim:
             pos += 1
     if left.label is None and right.label is None:
         raise ClaimError(f"claim {text!r} compares two constants")
-    return ParsedClaim(left, op, right, tuple(conditions))
+    if budgets and left.label is None:
+        raise ClaimError(f"claim {text!r}: a budget condition ('where') needs a method on the left")
+    return ParsedClaim(left, op, right, tuple(conditions), tuple(budgets))
 
 
 @dataclass(frozen=True)
@@ -239,29 +278,57 @@ def _value(side: Side, ours: pd.DataFrame, sparsity: float) -> float | None:
     return None if cell is None else float(cell["mean"]) + side.offset
 
 
+def _cost(label: str, quantity: str, ours: pd.DataFrame, sparsity: float) -> float | None:
+    rows = ours[ours["label"] == label]
+    cell = rows.iloc[0] if len(rows) == 1 else find_cell(ours, label, None, sparsity)
+    if cell is None or quantity not in cell or pd.isna(cell[quantity]):
+        return None
+    return float(cell[quantity])
+
+
+def _within_budget(parsed: ParsedClaim, ours: pd.DataFrame, sparsity: float) -> str | None:
+    """None when every budget condition holds at ``sparsity``; else why not."""
+    for b in parsed.budgets:
+        mine = _cost(parsed.left.label, b.quantity, ours, sparsity)
+        bound = b.number if b.label is None else _cost(b.label, b.quantity, ours, sparsity)
+        if mine is None or bound is None:
+            return f"no {b.quantity} recorded"
+        bound = bound if b.label is None else b.number * bound
+        if not _OPS[b.op](mine, bound):
+            return f"{b.quantity} {mine:.3g} {b.op} {bound:.3g} is false"
+    return None
+
+
 def evaluate_claim(claim: Claim, ours: pd.DataFrame) -> ClaimVerdict:
     try:
         parsed = parse_claim(claim.claim)
     except ClaimError as e:
         return ClaimVerdict(claim, "invalid", str(e))
     labels = [s.label for s in (parsed.left, parsed.right) if s.label is not None]
+    labels += [b.label for b in parsed.budgets if b.label is not None and b.label not in labels]
     unknown = [lb for lb in labels if lb not in set(ours["label"])]
     if unknown:
         return ClaimVerdict(claim, "not run", f"no results for {', '.join(unknown)}")
-    candidates = sorted(set(ours[ours["label"].isin(labels)]["sparsity"].round(4)))
+    candidates = sorted(set(ours[ours["label"].isin(labels[:2])]["sparsity"].round(4)))
     points = [s for s in candidates if all(_OPS[cmp](s, x) or math.isclose(s, x, abs_tol=SPARSITY_MATCH) and cmp in (">=", "<=", "==")
                                            for cmp, x in parsed.conditions)]
-    checked, failures = [], []
+    checked, failures, over = [], [], []
     for sparsity in points:
         left, right = _value(parsed.left, ours, sparsity), _value(parsed.right, ours, sparsity)
         if left is None or right is None:
             continue
+        if (reason := _within_budget(parsed, ours, sparsity)) is not None:
+            over.append(f"{sparsity:.2f}% ({reason})")
+            continue
         checked.append(sparsity)
         if not _OPS[parsed.op](left, right):
             failures.append(f"at {sparsity:.2f}%: {left:.2f} {parsed.op} {right:.2f} is false")
+    outside = f"; outside the budget at {', '.join(over)}" if over else ""
     if not checked:
-        return ClaimVerdict(claim, "not run", "no sparsity where both sides have results")
+        return ClaimVerdict(claim, "not run", ("no sparsity within the budget" if over else
+                                               "no sparsity where both sides have results") + outside)
     if failures:
-        return ClaimVerdict(claim, "fails", "; ".join(failures))
+        return ClaimVerdict(claim, "fails", "; ".join(failures) + outside)
     where = ", ".join(f"{s:.2f}%" for s in checked)
-    return ClaimVerdict(claim, "holds", f"checked at {len(checked)} {'sparsity' if len(checked) == 1 else 'sparsities'} ({where})")
+    return ClaimVerdict(claim, "holds", f"checked at {len(checked)} {'sparsity' if len(checked) == 1 else 'sparsities'} "
+                                        f"({where}){outside}")

@@ -19,13 +19,24 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from prunebench.api import RESTORABLE, ProducerRecords, Restorable, ScoreContext, SignSource, get_scorer
+from prunebench.api import (
+    RESTORABLE,
+    DropGrow,
+    GradualPrune,
+    MaskUpdates,
+    ProducerRecords,
+    Restorable,
+    ScoreContext,
+    SignSource,
+    get_scorer,
+)
 from prunebench.connectivity import effective_density
 from prunebench.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
-from prunebench.masks import Masks, Scores, allocate, full_masks, mask_stats, pack
+from prunebench.masks import Masks, Scores, allocate, drop_and_grow, full_masks, mask_stats, pack
 from prunebench.models.init import NORM_LAYERS
 from prunebench.records import EpochRecord, LevelRecord
 from prunebench.seeds import derive_seed
+from prunebench.sparsity import cubic_density, drop_fraction, is_update_step
 from prunebench.spec import Point, RunSpec
 from prunebench.train import EpochStats, PartialEpoch, Trainer
 
@@ -86,7 +97,9 @@ class TrainingSession:
         self.masks: Masks = full_masks(prunable)
         self._init_signs = negative(prunable)  # the seed's initialisation: a resumed session rebuilds the same
         self._macs = layer_macs(self.model, trainer.train_loader.sample_shape)
-        self.train_flops = 0.0
+        self._dense_forward = forward_flops(self._macs, {})  # FLOPs of one example's dense forward pass
+        self.train_flops = 0.0  # at each step's densities (RigL's count)
+        self.dense_train_flops = 0.0  # what the dense model would have spent on the same examples
         self.target_density = 1.0
         self.level = 0  # the level being trained: number of record() calls so far
         self.data_level = 0  # which level's data order the next epochs use
@@ -124,8 +137,10 @@ class TrainingSession:
         return op, self._resume is None or op >= self._resume.op
 
     # ---- training
-    def train(self, start: Point | str | None = None, stop: Point | str | None = None) -> None:
-        """Train steps [start, stop) of the level's schedule (default: the whole schedule)."""
+    def train(self, start: Point | str | None = None, stop: Point | str | None = None,
+              updates: MaskUpdates | None = None) -> None:
+        """Train steps [start, stop) of the level's schedule (default: the whole schedule), updating the
+        masks with ``updates`` after their steps (prunebench.api.MaskUpdates)."""
         op, run = self._op()
         if not run:
             return
@@ -140,12 +155,25 @@ class TrainingSession:
         def epoch_key(epoch: int) -> int:
             return derive_seed(self.spec.seed, "data", self.data_level, epoch)
 
-        flops_per_example = 3 * forward_flops(self._macs, self.masks)  # forward + backward (~2x forward)
+        begin, end, every = self._update_steps(updates, last) if updates else (0, 0, 1)
+        forward = forward_flops(self._macs, self.masks)
+
+        def after_step(step: int, examples: int) -> None:
+            """A step costs 3 sparse forwards (forward, backward ~ 2x); a RigL update step 2 sparse
+            forwards and one dense one (its dense gradient), as the RigL paper counts."""
+            nonlocal forward
+            cost = 3 * forward
+            if updates is not None and is_update_step(step, begin, end, every):
+                if isinstance(updates.rule, DropGrow) and updates.rule.grow == "gradient":
+                    cost = 2 * forward + self._dense_forward
+                self._update_masks(updates.rule, step, begin, end)
+                forward = forward_flops(self._macs, self.masks)
+            self.train_flops += examples * cost
+            self.dense_train_flops += examples * 3 * self._dense_forward
 
         def on_epoch(stats: EpochStats) -> None:
             steps = stats.last_step - stats.first_step
             self.steps_trained += steps
-            self.train_flops += stats.examples * flops_per_example
             record = EpochRecord(
                 level=self.level, epoch=stats.epoch, steps=steps, complete=stats.complete, lr=stats.lr,
                 train_loss=stats.train_loss, train_accuracy=stats.train_accuracy, epochs_trained=self.epochs_trained,
@@ -164,10 +192,58 @@ class TrainingSession:
             if due and waited and stats.last_step < self.trainer.total_steps:
                 self._checkpoint(Resume(op, stats.last_step))
 
-        partial = self.trainer.train(first, last, epoch_key, on_epoch, self.should_stop, carry)
+        partial = self.trainer.train(first, last, epoch_key, on_epoch, self.should_stop, carry, after_step)
         if partial is not None:  # its steps count once the epoch is finished, after the resume
             self._checkpoint(Resume(op, partial.step, partial.state()))
             raise Interrupted(f"stopped at step {partial.step} of level {self.level}; checkpoint written")
+
+    def _update_steps(self, updates: MaskUpdates, last: int) -> tuple[int, int, int]:
+        """(first, last, every) update step; the last is the last one on the grid begin + k * every, so
+        a schedule that reaches its final value at ``end`` reaches it at an update."""
+        every = updates.every if isinstance(updates.every, int) else self.steps(updates.every, 1)
+        if every < 1:
+            raise ValueError(f"mask updates every {updates.every}: at least one step apart")
+        begin = self.steps(updates.begin, 0)
+        end = self.steps(updates.end, last - 1) if updates.end is not None else last - 1
+        if end < begin:
+            raise ValueError(f"mask updates end ({updates.end}) before they begin ({updates.begin})")
+        return begin, begin + every * ((end - begin) // every), every
+
+    def _update_masks(self, rule: DropGrow | GradualPrune, step: int, begin: int, end: int) -> None:
+        """One in-training mask update after optimizer step ``step`` (its gradients are still there)."""
+        if isinstance(rule, GradualPrune):
+            density = cubic_density(step, rule.initial_density, rule.final_density, begin, end)
+            if density >= self.target_density:
+                return
+            scores = get_scorer(rule.scorer)(self._score_context(rule.scorer, derive_seed("update", step)))
+            self.masks = allocate(scores, self.masks, density, rule.allocation or self.spec.prune.allocation)
+            self.target_density = density
+        else:
+            fraction = drop_fraction(step, rule.drop_fraction, begin, end, rule.anneal)
+            magnitude = {name: p.detach().abs() for name, p in self.prunable.items()}
+            if rule.grow == "random":
+                g = self.rng(f"grow:{self.level}:{step}", 0)
+                grow = {name: torch.rand(p.shape, generator=g) for name, p in self.prunable.items()}
+            else:
+                missing = [name for name, p in self.prunable.items() if p.grad is None]
+                if missing:
+                    raise RuntimeError(f"gradient growth needs the step's gradients; none for {missing}")
+                grow = {name: p.grad.detach().abs() for name, p in self.prunable.items()}
+            new, grown = drop_and_grow(self.masks, magnitude, grow, fraction)
+            if rule.grow == "gradient":  # RigL: a weight dropped and regrown keeps its value
+                grown = {name: grown[name] & ~self.masks[name].to(grown[name].device) for name in grown}
+            self.masks = new
+            self.trainer.start_at_zero(self.prunable, grown)
+        self._masks_changed()
+
+    def revive(self) -> None:
+        """Unprune every weight (AC/DC's dense phase); revived weights start at zero with zero optimizer state."""
+        if not self._op()[1]:
+            return
+        self.trainer.start_at_zero(self.prunable, {name: ~mask for name, mask in self.masks.items()})
+        self.masks = full_masks(self.prunable)
+        self.target_density = 1.0
+        self._masks_changed()
 
     def reset_optimizer(self) -> None:
         """Fresh optimizer state (momentum buffers) for the following training."""
@@ -212,17 +288,20 @@ class TrainingSession:
         if not run:
             return {}
         name = scorer or self.spec.prune.scorer
-        ctx = ScoreContext(
+        return get_scorer(name)(self._score_context(name, op), **options)
+
+    def _score_context(self, scorer: str, key: int) -> ScoreContext:
+        """What a scorer reads; its data and randomness keyed by ``key`` (the operation)."""
+        return ScoreContext(
             model=self.model,
             params=self.prunable,
             masks=self.masks,
-            batches=self._scoring_batches(op),
-            generator=self.rng(f"score:{name}", op),
+            batches=self._scoring_batches(key),
+            generator=self.rng(f"score:{scorer}", key),
             num_classes=self.num_classes,
             level=self.level,
             producers=self.producers,
         )
-        return get_scorer(name)(ctx, **options)
 
     def prune(self, scores: Scores, *, density: float | None = None, remove: float | None = None,
               allocation: str | None = None) -> None:
@@ -315,7 +394,8 @@ class TrainingSession:
             effective_density=effective_density(self.model, self.masks, self.trainer.train_loader.sample_shape),
             collapsed_layers=[name for name, (kept, _) in stats.layers.items() if kept == 0],
             test_accuracy=evaluated["accuracy"], test_loss=evaluated["loss"],
-            epochs_trained=self.epochs_trained, train_flops=self.train_flops,
+            epochs_trained=self.epochs_trained, train_flops=self.train_flops, dense_train_flops=self.dense_train_flops,
+            inference_flops=forward_flops(self._macs, self.masks), dense_inference_flops=self._dense_forward,
             wall_time_s=time.perf_counter() - self._started, layer_density=stats.layer_density(),
             sign_flips_vs_init=sign_flip_fraction(signs, self._init_signs, self.masks),
             **self._versus_previous_level(signs), **extra,
@@ -357,6 +437,7 @@ class TrainingSession:
             "counters": {
                 "target_density": self.target_density, "level": self.level,
                 "data_level": self.data_level, "steps_trained": self.steps_trained, "train_flops": self.train_flops,
+                "dense_train_flops": self.dense_train_flops,
             },
             "metrics_count": self.recorder.metrics_count(),
         }
@@ -374,6 +455,7 @@ class TrainingSession:
         self.level, self.data_level = counters["level"], counters["data_level"]
         self.steps_trained = counters["steps_trained"]
         self.train_flops = counters.get("train_flops", 0.0)
+        self.dense_train_flops = counters.get("dense_train_flops", 0.0)
         self._masks_changed()
         self._resume = Resume(state["op"], state["step"], state.get("partial"))
 

@@ -106,7 +106,8 @@ class DataSpec(StrictModel):
 # -------------------------------------------------------------------------------------------- model
 class ModelSpec(StrictModel):
     name: str
-    init: Literal["default", "kaiming_normal_fan_out", "kaiming_normal_fan_in", "kaiming_uniform_fan_in", "tf_variance_scaling"] = "default"
+    init: Literal["default", "kaiming_normal_fan_out", "kaiming_normal_fan_in", "kaiming_uniform_fan_in", "tf_variance_scaling",
+                  "glorot_uniform"] = "default"
     options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the model builder")
 
 
@@ -255,19 +256,20 @@ class RunSpec(StrictModel):
     params: dict[str, Any]
     seed: int
     producers: dict[str, str] = Field(default_factory=dict, description="role -> run id of the run it takes masks/signs from")
-    default_params: list[str] = Field(default_factory=list, description="the params at their method's default value "
-                                      "(found when the suite is expanded; left out of the run id)")
+    id_params: dict[str, Any] | None = Field(None, description="the params the run id hashes: those not at their "
+                                             "method's default (nested defaults left out too), found when the suite is "
+                                             "expanded; None: all of ``params``")
 
     def protocol(self) -> dict[str, Any]:
         """Everything that changes the numbers; the suite name, label and variant name do not.
 
-        Fields at their default are left out, the method's parameters included (``default_params``,
+        Fields at their default are left out, the method's parameters included (``id_params``,
         recorded when the suite was expanded, so the id never depends on which plugins are
         installed), so adding a knob whose default keeps the old behaviour keeps existing run ids;
         changing a default's value requires bumping PROTOCOL_VERSION. (``params`` itself keeps every
         value, so spec.json reads whole.)"""
-        body = self.model_dump(mode="json", exclude={"suite", "label", "variant", "default_params"}, exclude_defaults=True)
-        body["params"] = {k: v for k, v in self.params.items() if k not in set(self.default_params)}
+        body = self.model_dump(mode="json", exclude={"suite", "label", "variant", "id_params"}, exclude_defaults=True)
+        body["params"] = self.params if self.id_params is None else self.id_params
         return {"protocol_version": PROTOCOL_VERSION, **body}
 
     @property

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from prunebench.api import Restorable, SignSource
+from prunebench.api import MaskUpdates, Restorable, SignSource
 from prunebench.masks import Scores
 from prunebench.records import LevelRecord
 from prunebench.seeds import derive_seed
@@ -53,8 +53,12 @@ class StandaloneSession:
     def steps(self, point: Point | str | None, default: int) -> int:
         self._no_model("steps")
 
-    def train(self, start: Point | str | None = None, stop: Point | str | None = None) -> None:
+    def train(self, start: Point | str | None = None, stop: Point | str | None = None,
+              updates: MaskUpdates | None = None) -> None:
         self._no_model("train")
+
+    def revive(self) -> None:
+        self._no_model("revive")
 
     def reset_optimizer(self) -> None:
         self._no_model("reset_optimizer")

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from pydantic import ValidationError
 
 from prunebench.records import EpochRecord, RunResult, parse_row

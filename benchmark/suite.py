@@ -11,8 +11,8 @@ value given on the command line. Within ``methods``, an override addresses an en
 from __future__ import annotations
 
 import difflib
-import math
 import itertools
+import math
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -28,6 +28,7 @@ from prunebench.api import Method, UnknownName, get_method, get_scorer
 from prunebench.data import dataset_info, expected_shape
 from prunebench.masks import ALLOCATIONS, MaskError, prunable_parameters
 from prunebench.models import ModelError, build_model, check_model
+from prunebench.planner import plan_training
 from prunebench.spec import PRODUCER_ROLES, RESERVED_METHOD_KEYS, GoldenFile, PruneSpec, ReferencesSpec, RunSpec, SuiteSpec, TrainSpec
 
 
@@ -180,7 +181,7 @@ class ResolvedMethod:
     train: TrainSpec
     prune: PruneSpec
     variants: list[tuple[str, dict[str, Any]]]  # (variant name, validated params) per sweep point
-    default_params: dict[str, list[str]] = field(default_factory=dict)  # variant -> its params at the method's default
+    id_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> the params its run ids hash
     producers: dict[str, str] = field(default_factory=dict)  # role -> label of the producing entry
 
 
@@ -210,7 +211,7 @@ class Suite:
                     spec = RunSpec(
                         suite=self.name, label=m.label, variant=variant, data=self.spec.data, model=self.spec.model,
                         train=m.train, prune=m.prune, method=m.method.name, params=params, seed=seed, producers=producers,
-                        default_params=m.default_params.get(variant, []),
+                        id_params=m.id_params.get(variant),
                     )
                     ids[(m.label, variant, seed)] = spec.run_id
                     out[(m.label, variant, seed)] = spec
@@ -271,7 +272,27 @@ def load_suite(path: str | Path, *, reduced: bool = False, overrides: Sequence[s
         raise SuiteError("\n".join(errors))
     if reduced:
         spec = _with_golden(spec, golden_path(path, spec.name))
-    return Suite(spec, methods, str(path))
+    suite = Suite(spec, methods, str(path))
+    _check_plans(suite, raw)
+    return suite
+
+
+def _check_plans(suite: Suite, raw: MarkedDict) -> None:
+    """Run every method script of the first seed against the planner, so what only a run would find
+    (a rewind point or a mask-update step beyond the level) is a suite error, with its line."""
+    index = {m.label: i for i, m in enumerate(suite.methods)}
+    errors = []
+    for run in suite.runs():
+        if run.seed != suite.spec.seeds[0]:
+            continue
+        try:
+            plan_training(run)
+        except (ValueError, ValidationError) as e:
+            i = index[run.label]
+            variant = f" [{run.variant}]" if run.variant else ""
+            errors.append(f"{_where(raw, ('methods', i))}: methods[{i}] ({run.label}{variant}): {e}")
+    if errors:
+        raise SuiteError("\n".join(dict.fromkeys(errors)))
 
 
 def golden_path(suite_path: str | Path, name: str) -> Path:
@@ -346,7 +367,8 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
             validated = method.Params.model_validate({**params, **point})
         except ValidationError as e:
             for err in e.errors():
-                errors.append(_describe(err, raw, method.Params, prefix=loc, extra_valid=RESERVED_METHOD_KEYS, what=f"method {method.name!r}"))
+                errors.append(_describe(err, raw, method.Params, prefix=loc, extra_valid=RESERVED_METHOD_KEYS,
+                                        what=f"method {method.name!r}"))
             break
         variant = ",".join(f"{k}={v}" for k, v in point.items())
         params_of_run, defaults[variant] = resolved_params(validated)
@@ -357,12 +379,10 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
     return ResolvedMethod(label, method, train, prune, variants, defaults, producers)
 
 
-def resolved_params(params: BaseModel) -> tuple[dict[str, Any], list[str]]:
-    """A run's parameters, every value written out, and the names of those at their default (which
-    the run id leaves out: adding a knob keeps existing ids)."""
-    full = params.model_dump(mode="json")
-    changed = params.model_dump(mode="json", exclude_defaults=True)
-    return full, sorted(set(full) - set(changed))
+def resolved_params(params: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's parameters with every value written out, and the part its run id hashes: those not at
+    their default (so adding a knob whose default keeps the old behaviour keeps existing ids)."""
+    return params.model_dump(mode="json"), params.model_dump(mode="json", exclude_defaults=True)
 
 
 def _parse_from(value: Any, raw: MarkedDict, loc: tuple, errors: list[str]) -> dict[str, str]:

@@ -33,11 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunebench.data import DeviceLoader
-from prunebench.models.init import CONV_LINEAR
 from prunebench.masks import Masks, apply_masks
+from prunebench.models.init import CONV_LINEAR
 from prunebench.schedules import learning_rate
 from prunebench.seeds import derive_seed
 from prunebench.spec import OptimizerSpec, TrainSpec
+
 
 class Diverged(RuntimeError):
     """Training produced a non-finite loss; the run is recorded as failed with this reason."""
@@ -147,6 +148,18 @@ class Trainer:
     def reset_optimizer(self) -> None:
         self.optimizer = make_optimizer(self.model, self.spec.optimizer)
 
+    @torch.no_grad()
+    def start_at_zero(self, params: dict[str, nn.Parameter], where: Masks) -> None:
+        """Weights that (re)enter the network start at zero with zero optimizer state (momentum, Adam
+        moments): nothing they accumulated while pruned carries over."""
+        for name, chosen in where.items():
+            p = params[name]
+            chosen = chosen.to(p.device)
+            p.masked_fill_(chosen, 0.0)
+            for value in self.optimizer.state.get(p, {}).values():
+                if torch.is_tensor(value) and value.shape == p.shape:
+                    value.masked_fill_(chosen, 0.0)
+
     def set_masks(self, params: dict[str, nn.Parameter], masks: Masks) -> None:
         """Enforce ``masks`` on ``params`` from now on, and zero the pruned weights at once."""
         ordered = list(masks)
@@ -161,9 +174,12 @@ class Trainer:
         return learning_rate(self.spec.schedule, self.spec.optimizer.lr, step, self.steps_per_epoch, self.spec.epochs)
 
     def train(self, start: int, stop: int, epoch_key: Callable[[int], int], on_epoch: Callable[[EpochStats], None],
-              should_stop: Callable[[], bool] | None = None, carry: PartialEpoch | None = None) -> PartialEpoch | None:
+              should_stop: Callable[[], bool] | None = None, carry: PartialEpoch | None = None,
+              after_step: Callable[[int, int], None] | None = None) -> PartialEpoch | None:
         """Run steps [start, stop) of the level's schedule; call ``on_epoch`` at every epoch end and at ``stop``.
 
+        ``after_step(step, examples)`` runs after every optimizer step and before the mask multiply:
+        where in-training mask updates change the masks (the step's gradients are still there).
         ``should_stop`` is asked after every step; when it says yes, training stops there and the
         cut-short epoch is returned (``carry`` it into the next call at its ``step`` to finish it).
         """
@@ -177,7 +193,7 @@ class Trainer:
             key = epoch_key(epoch)
             if carry is not None and carry.step != step:
                 carry = None
-            stats = self._train_steps(self.train_loader.plan(key), key, epoch, step, end, should_stop, carry)
+            stats = self._train_steps(self.train_loader.plan(key), key, epoch, step, end, should_stop, carry, after_step)
             carry = None
             if isinstance(stats, PartialEpoch):
                 return stats
@@ -186,7 +202,7 @@ class Trainer:
         return None
 
     def _train_steps(self, plan, key: int, epoch: int, first: int, end: int, should_stop: Callable[[], bool] | None,
-                     carry: PartialEpoch | None) -> EpochStats | PartialEpoch:
+                     carry: PartialEpoch | None, after_step: Callable[[int, int], None] | None) -> EpochStats | PartialEpoch:
         """Steps [first, end) of one epoch. Nothing in the loop reads a device value back to the host.
 
         Anything stochastic in the model (dropout) draws from the global generator, seeded at every
@@ -209,6 +225,8 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if after_step is not None:
+                after_step(step, y.shape[0])
             if self._masked[0]:
                 apply_masks(*self._masked)
             loss_sum += loss.detach().float() * y.shape[0]

@@ -43,11 +43,11 @@ from torch import nn
 from torch.nn.utils import prune
 from torch.utils.data import DataLoader, Dataset
 
-from prunebench.seeds import derive_seed
 from prunebench.data import DataCache, Prepared, Split
 from prunebench.masks import Masks, apply_masks
 from prunebench.models import build_model
 from prunebench.runner import build_session, configure_torch, provenance, resolve_device
+from prunebench.seeds import derive_seed
 from prunebench.spec import ExecSettings, RunSpec
 from prunebench.store import RunDir
 from prunebench.train import Trainer, compiled_forward_loss, forward_loss, make_optimizer

@@ -1,7 +1,8 @@
 """Cyclic training and SCULPT-ing ("PaI is getting competitive by training longer", arXiv 2406.02773).
 
 Cyclic training trains one fixed mask (pruned at initialisation with the suite's scorer, or dense,
-or another run's mask of one level: ``mask_level`` with ``mask_of`` and ``from: {masks: lrr}``) for several cycles, each one full run of the per-cycle learning-rate schedule (cosine, step or
+or another run's mask of one level: ``mask_level`` with ``mask_of`` and ``from: {masks: lrr}``) for
+several cycles, each one full run of the per-cycle learning-rate schedule (cosine, step or
 triangular), momentum carried across cycles by default; every cycle is recorded as a level.
 
 SCULPT-ing prunes at initialisation to a low sparsity (e.g. 20/50/70%) with the suite's scorer,

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import torch
 
+from prunebench.api import get_method
 from prunebench.data import DatasetError, locate
 from prunebench.spec import RunSpec
+from prunebench.suite import resolved_params
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
@@ -56,7 +58,10 @@ def tiny_spec(**override: Any) -> RunSpec:
     }
     if "model" in override:  # a model replaces the default one whole (its options do not mix)
         base["model"] = override.pop("model")
-    return RunSpec.model_validate(deep_update(base, override))
+    raw = deep_update(base, override)
+    # as a suite expands it: every parameter written out, the run id hashing those not at their default
+    raw["params"], raw["id_params"] = resolved_params(get_method(raw["method"]).Params.model_validate(raw["params"]))
+    return RunSpec.model_validate(raw)
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from click.testing import CliRunner
 
 from prunebench.cli import main
 from prunebench.suite import load_suite
-from tests.conftest import TINY_SUITE as SUITE
 from tests.conftest import REPO, bench_process, requires_fashion_mnist
-
+from tests.conftest import TINY_SUITE as SUITE
 
 
 @pytest.fixture

@@ -89,5 +89,5 @@ def test_layer_collapse_is_recorded_in_the_level_row(tmp_path):
     s.prune(s.score("magnitude"), density=0.05)
     s.record(0)
     row = s.levels[0]
-    assert row["collapsed_layers"] == ["fc.1.weight"]
-    assert row["effective_density"] == 0.0 < row["density"] == round(0.05 * row["prunable"]) / row["prunable"]
+    assert row.collapsed_layers == ["fc.1.weight"]
+    assert row.effective_density == 0.0 < row.density == round(0.05 * row.prunable) / row.prunable

@@ -14,7 +14,8 @@ from prunebench.store import RunDir, atomic_write_json
 from tests.conftest import TINY_SUITE, bench_process, tiny_spec
 
 SUITE = TINY_SUITE.replace("  - {name: lrr, levels: 2, fraction: 0.5}\n",
-                           "  - {name: lrr, levels: 2, fraction: 0.5}\n  - {name: imp, levels: 2, fraction: 0.5}\n").replace("[0, 1]", "[0, 1, 2]")
+                           "  - {name: lrr, levels: 2, fraction: 0.5}\n  - {name: imp, levels: 2, fraction: 0.5}\n"
+                           ).replace("[0, 1]", "[0, 1, 2]")
 
 
 def test_shards_partition_the_suite():

@@ -3,9 +3,17 @@ import torch
 from torch import nn
 
 from prunebench.masks import (
-    MaskError, allocate, full_masks, mask_stats, pack, prunable_parameters, target_count, unpack,
+    MaskError,
+    allocate,
+    full_masks,
+    mask_stats,
+    pack,
+    prunable_parameters,
+    target_count,
+    unpack,
 )
 from prunebench.models import build_model
+from prunebench.registry import UnknownName
 from prunebench.spec import ModelSpec, PrunableSpec
 
 
@@ -89,7 +97,7 @@ def test_cannot_grow_or_score_nan():
         allocate({"a": torch.rand(4)}, masks, 0.5, "global")
     with pytest.raises(MaskError, match="NaN"):
         allocate({"a": torch.tensor([float("nan"), 0, 0, 0])}, {"a": torch.ones(4, dtype=torch.bool)}, 0.5, "global")
-    with pytest.raises(MaskError, match="unknown allocation 'erk2'"):
+    with pytest.raises(UnknownName, match=r"unknown allocation 'erk2'; known: .*erk.*\. Did you mean 'erk'\?"):
         allocate({"a": torch.rand(4)}, {"a": torch.ones(4, dtype=torch.bool)}, 0.5, "erk2")
 
 

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from prunebench.references import ClaimError, cells, evaluate_claim, judge, parse_claim
+from prunebench.references import ClaimError, cells, evaluate_claim, judge, judge_all, parse_claim
 from prunebench.spec import Claim, ReferenceNumber, Tolerance
 
 
@@ -56,7 +56,8 @@ def test_not_run_when_no_cell_matches():
 def test_variant_and_missing_std():
     v = judge(ReferenceNumber(method="snip", variant="density=0.1", sparsity=90.0, mean=88.3, source="t"), OURS, TOL)
     assert v.verdict == "reproduced" and v.allowed == pytest.approx(0.5)  # no std anywhere: abs only
-    assert judge(ReferenceNumber(method="snip", variant="density=0.5", sparsity=90.0, mean=88.3, source="t"), OURS, TOL).verdict == "not run"
+    missing = ReferenceNumber(method="snip", variant="density=0.5", sparsity=90.0, mean=88.3, source="t")
+    assert judge(missing, OURS, TOL).verdict == "not run"
 
 
 @pytest.mark.parametrize("text,holds", [
@@ -108,3 +109,47 @@ def test_a_reference_naming_its_level_matches_that_level():
     cyclic = cells(table([("cyclic", "", 0, 50.0, 80.0, 0.1, 3), ("cyclic", "", 1, 50.0, 85.0, 0.1, 3)]))
     v = judge(ref(method="cyclic", sparsity=50.0, mean=80.0, std=0.1, level=0), cyclic, TOL)
     assert v.verdict == "reproduced" and v.ours_mean == pytest.approx(80.0)
+
+
+def budget_cells() -> pd.DataFrame:
+    """rigl and sculpt at 90% and 95% sparsity, with training FLOPs; dense at its one cell."""
+    return pd.DataFrame({
+        "label": ["rigl", "rigl", "sculpt", "sculpt", "dense"], "variant": [""] * 5, "level": [0, 0, 1, 1, 0],
+        "sparsity": [90.0, 95.0, 90.0, 95.0, 0.0], "mean": [80.0, 70.0, 79.0, 71.0, 85.0], "std": [0.1] * 5, "n": [2] * 5,
+        "train_flops": [1e12, 3e12, 2e12, 2e12, 5e12], "inference_flops": [1.0, 0.5, 1.0, 0.5, 10.0],
+    })
+
+
+@pytest.mark.parametrize("text, verdict, detail", [
+    ("rigl >= sculpt at sparsity >= 90 where train_flops <= sculpt", "holds",
+     "checked at 1 sparsity (90.00%); outside the budget at 95.00% (train_flops 3e+12 <= 2e+12 is false)"),
+    ("rigl >= sculpt where train_flops <= 0.4 * sculpt", "not run", "no sparsity within the budget"),
+    ("rigl >= sculpt at 95 where train_flops <= 1e13", "fails", "at 95.00%: 70.00 >= 71.00 is false"),
+    ("rigl >= sculpt where train_flops <= 2 * sculpt and inference_flops <= 0.5", "fails", "at 95.00%: 70.00 >= 71.00"),
+    ("rigl <= dense where train_flops <= dense", "holds", "checked at 2 sparsities"),
+])
+def test_claims_at_a_training_budget(text, verdict, detail):
+    result = evaluate_claim(Claim(claim=text, source="test"), budget_cells())
+    assert result.verdict == verdict and detail in result.detail, result
+
+
+@pytest.mark.parametrize("text", ["rigl >= sculpt where flops <= sculpt", "rigl >= sculpt where train_flops sculpt",
+                                  "80 >= rigl where train_flops <= sculpt", "rigl >= sculpt where train_flops <= sculpt and"])
+def test_malformed_budget_conditions_are_invalid(text):
+    assert evaluate_claim(Claim(claim=text, source="test"), budget_cells()).verdict == "invalid"
+
+
+def test_a_reference_is_checked_against_its_metric():
+    """A reference on test_loss compares with the cell's loss (as it is), one on success_rate or top-1
+    accuracy with its test accuracy (percent)."""
+    table = pd.DataFrame({"label": ["m", "m"], "variant": ["", ""], "level": [0, 0], "target_sparsity": [0.5, 0.5],
+                          "accuracy_mean": [0.8, 0.8], "accuracy_std": [0.01, 0.01], "loss_mean": [0.6, 0.6],
+                          "loss_std": [0.01, 0.01], "n": [2, 2]}).iloc[:1]
+    tol = Tolerance(k=2, abs=0.05)
+    loss_ok = ReferenceNumber(method="m", sparsity=50, mean=0.62, std=0.01, n=2, source="s", metric="test_loss")
+    loss_off = ReferenceNumber(method="m", sparsity=50, mean=0.9, std=0.01, n=2, source="s", metric="test_loss")
+    rate = ReferenceNumber(method="m", sparsity=50, mean=80.0, std=1.0, n=2, source="s", metric="success_rate")
+    acc = ReferenceNumber(method="m", sparsity=50, mean=0.62, std=0.01, n=2, source="s")  # top-1 in percent: 0.62% is far off
+    verdicts = judge_all([loss_ok, loss_off, rate, acc], table, tol)
+    assert [v.verdict for v in verdicts] == ["reproduced", "deviates", "reproduced", "deviates"]
+    assert verdicts[0].ours_mean == pytest.approx(0.6) and verdicts[2].ours_mean == pytest.approx(80.0)

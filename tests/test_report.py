@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from prunebench.cli import main
+from prunebench.records import LevelRecord, RunResult
 from prunebench.report import collect, leaderboard_rows, suite_csv, suite_figure, suite_markdown, write_outputs
 from prunebench.store import RunDir, atomic_write_json
 from prunebench.suite import load_suite
@@ -48,6 +49,13 @@ ACCURACY = {  # (label, seed) -> accuracy per level
 }
 
 
+def fake_result(spec, levels: list[dict]) -> RunResult:
+    """A run's result.json holding ``levels`` (the fields a report reads; the rest left out)."""
+    return RunResult(run_id=spec.run_id, suite=spec.suite, label=spec.label, method=spec.method, seed=spec.seed,
+                     levels=[LevelRecord(**level) for level in levels], epochs_trained=levels[-1]["epochs_trained"],
+                     wall_time_s=30.0, device="cpu")
+
+
 def fake_results(tmp_path: Path, complete=lambda spec: True):
     tmp_path.mkdir(parents=True, exist_ok=True)
     suite_file = tmp_path / "made_up.yaml"
@@ -64,7 +72,7 @@ def fake_results(tmp_path: Path, complete=lambda spec: True):
             continue
         levels = [{"level": k, "target_density": 0.5**k, "density": 0.5**k, "sparsity": 1 - 0.5**k,
                    "test_accuracy": acc, "epochs_trained": 2.0 * (k + 1)} for k, acc in enumerate(ACCURACY[(spec.label, spec.seed)])]
-        run.complete({"levels": levels})
+        run.complete(fake_result(spec, levels))
     return suite_file, suite, results
 
 
@@ -125,7 +133,8 @@ def test_check_exit_codes(tmp_path):
     out = run_cli("check", str(suite_file), "--results", str(results))
     assert out.exit_code == 1  # lrr at 75% deviates, and 'imp >= dense' fails
     assert "| `imp >= dense` | fails |" in out.output and "| `lrr >= imp at sparsity >= 50` | holds |" in out.output
-    fixed = suite_file.read_text().replace("mean: 95.0", "mean: 88.5").replace('    - {claim: "imp >= dense", source: "made up, false"}\n', "")
+    false_claim = '    - {claim: "imp >= dense", source: "made up, false"}\n'
+    fixed = suite_file.read_text().replace("mean: 95.0", "mean: 88.5").replace(false_claim, "")
     suite_file.write_text(fixed)
     assert run_cli("check", str(suite_file), "--results", str(results)).exit_code == 0
     assert run_cli("check", str(suite_file), "--results", str(results), "--strict").exit_code == 1  # imp out of band
@@ -168,7 +177,7 @@ def test_golden_record_then_check(tmp_path, cycles):
                    "test_accuracy": acc + 0.05 * k * cycling, "epochs_trained": 1.0 * (k + 1)}
                   for k, acc in enumerate(ACCURACY[(spec.label, spec.seed)])]
         run.path.mkdir(parents=True)
-        run.complete({"levels": levels})
+        run.complete(fake_result(spec, levels))
     out = run_cli("golden", str(suite_file), "--results", str(results))
     assert out.exit_code == 0 and "wrote 7 golden references" in out.output
     golden = tmp_path / "golden" / "made_up.yaml"
@@ -217,7 +226,7 @@ def test_diagnostics_show_the_recorded_values_and_the_overlap_between_methods(tm
     assert (overlap[overlap["level"] == 0]["mean"] == 1.0).all()  # level 0: every method is dense
     table = diagnostics_table(tmp_path / "r", runs)
     lrr = next(r for r in runs if r.label == "lrr")
-    recorded = [lv["sign_flips_vs_init"] for lv in RunDir(tmp_path / "r", lrr).result()["levels"]]
+    recorded = [lv.sign_flips_vs_init for lv in RunDir(tmp_path / "r", lrr).result().levels]
     assert list(table[table["label"] == "lrr"]["sign_flips_vs_init"]) == recorded
     out = CliRunner().invoke(main, ["report", str(tmp_path / "r"), "--diagnostics", "-o", str(tmp_path / "out")])
     assert out.exit_code == 0, out.output

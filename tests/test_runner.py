@@ -20,11 +20,11 @@ def records(tmp_path, spec):
     """(result, metric rows without wall times, packed masks per level) of a complete run."""
     run = RunDir(tmp_path, spec)
     rows = [{k: v for k, v in row.items() if k not in ("wall_time_s", "time_s")} for row in run.metrics()]
-    return run.result(), rows, [run.load_masks(k) for k in range(len(run.result()["levels"]))]
+    return run.result(), rows, [run.load_masks(k) for k in range(len(run.result().levels))]
 
 
 def strip_times(result):
-    return [{k: v for k, v in level.items() if k not in ("wall_time_s", "time_s")} for level in result["levels"]]
+    return [level.model_dump(exclude={"wall_time_s", "time_s"}) for level in result.levels]
 
 
 def test_same_seed_bitwise_identical(tmp_path):

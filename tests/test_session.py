@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from prunebench.api import UnknownName, get_method
+from prunebench.data import DataCache
 from prunebench.planner import PlanSession
+from prunebench.runner import build_session
 from prunebench.session import TrainingSession as Session
 from prunebench.session import state_keys
-from prunebench.data import DataCache
-from prunebench.runner import build_session
 from prunebench.spec import ExecSettings
 from prunebench.store import RunDir
 from tests.conftest import tiny_spec
@@ -137,27 +137,39 @@ def test_plan_counts_what_a_run_trains(tmp_path, method, params, epochs):
     s = build_session(spec, run, ExecSettings(), DataCache(), torch.device("cpu"))
     m().run(s, m.Params.model_validate(params))
     assert plan.epochs_trained == pytest.approx(epochs) == s.epochs_trained
-    assert plan.levels == len(s.levels)
+    assert len(plan.levels) == len(s.levels)
 
 
-def test_third_party_methods_register_through_entry_points(monkeypatch):
-    """A package registers a method by naming a module in the 'prunebench.methods' entry-point group."""
-    from prunebench import api
 
-    loaded = []
+class CountingRun(RunDir):
+    """A run directory that notes where each checkpoint resumes (level, step)."""
 
-    class EntryPoint:  # what importlib.metadata returns for the group; load() imports the plugin module
-        def load(self):
-            @api.register_method("thirdparty")
-            class ThirdParty(api.Method):
-                def run(self, s, p) -> None:
-                    s.train()
-                    s.record(0)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.checkpoints: list[tuple[int, int | None]] = []
 
-            loaded.append(ThirdParty)
+    def save_checkpoint(self, state) -> None:
+        self.checkpoints.append((state["counters"]["level"], state["step"]))
+        super().save_checkpoint(state)
 
-    monkeypatch.setattr(api, "entry_points", lambda group: [EntryPoint()] if group == "prunebench.methods" else [])
-    monkeypatch.setattr(api, "_PLUGINS_LOADED", [])
-    monkeypatch.setattr(api, "_METHODS", dict(api._METHODS))
-    assert "thirdparty" not in api._METHODS
-    assert "thirdparty" in api.method_names() and api.get_method("thirdparty") is loaded[0]
+
+@pytest.mark.parametrize("split", ["1ep", "2ep", "12it"])
+def test_a_level_in_segments_is_checkpointed_as_often_as_one_in_one_call(tmp_path, split):
+    """Periodic checkpoints fall on the epoch ends of the level's schedule wherever its segments
+    stop (before the fix a segment's last epoch was never checkpointed, so a crash, unlike a stop
+    signal, lost it); the level's end is checkpointed by record()."""
+    spec = tiny_spec(train={"epochs": 4})
+
+    def checkpoints(where: str, segments) -> list[tuple[int, int | None]]:
+        run = CountingRun(tmp_path / where, spec)
+        run.start({})
+        s = build_session(spec, run, ExecSettings(checkpoint_every=1, checkpoint_interval_s=0.0), DataCache(),
+                          torch.device("cpu"))
+        s.checkpoint_interval_s = 0.0
+        segments(s)
+        s.record(0)
+        return [step for _, step in run.checkpoints if step is not None] + [None] * sum(step is None for _, step in run.checkpoints)
+
+    one = checkpoints("one", lambda s: s.train())
+    split_ = checkpoints("split", lambda s: (s.train(stop=split), s.train(start=split)))
+    assert one == split_ == [8, 16, 24, None]  # epochs end at steps 8, 16, 24 (8 steps each); None: the level's end

@@ -38,7 +38,8 @@ def metrics(results, spec):
 def test_local_submitit_array_runs_every_run(tmp_path):
     specs = [tiny_spec(seed=s, method="lrr", params={"levels": 1}) for s in range(2)]
     params = {"timeout_min": 10, "name": "bench-test"}
-    jobs = submit(plan_suite(specs, tmp_path / "r"), tmp_path / "r", ExecSettings(threads=1), make_executor(tmp_path / "slurm", params, "local"))
+    jobs = submit(plan_suite(specs, tmp_path / "r"), tmp_path / "r", ExecSettings(threads=1),
+                  make_executor(tmp_path / "slurm", params, "local"))
     outcomes = [job.result() for job in jobs]
     assert [o["status"] for o in outcomes] == ["complete", "complete"]
     for spec in specs:

@@ -80,9 +80,9 @@ def test_unknown_method_lists_known(tmp_path):
 def test_unknown_scorer_dataset_and_model(tmp_path):
     text = BASE.replace("scorer: magnitude", "scorer: magnitud").replace("dataset: synthetic", "dataset: cifar11")
     msg = error(tmp_path, text.replace("name: lenet_300_100", "name: resnet19"))
-    assert "s.yaml:3: data.dataset: unknown dataset 'cifar11'" in msg and "did you mean 'cifar10'" in msg
-    assert "s.yaml:6: model: unknown model 'resnet19'" in msg
-    assert "s.yaml:13: prune.scorer: unknown scorer 'magnitud'" in msg and "Did you mean 'magnitude'?" in msg
+    assert "s.yaml:3: data.dataset: unknown dataset 'cifar11'; known:" in msg and "Did you mean 'cifar10'?" in msg
+    assert "s.yaml:6: model: unknown model 'resnet19'; known:" in msg and "Did you mean 'resnet18'?" in msg
+    assert "s.yaml:13: prune.scorer: unknown scorer 'magnitud'; known:" in msg and "Did you mean 'magnitude'?" in msg
 
 
 def test_bad_yaml_names_line(tmp_path):
@@ -139,7 +139,8 @@ def test_reduced_profile(tmp_path):
 
 
 def test_method_overrides_and_sweeps(tmp_path):
-    text = BASE.replace("  - name: dense\n", "  - name: dense\n    train: {epochs: 7}\n  - name: oneshot_magnitude\n    sweep: {density: [0.5, 0.1]}\n")
+    text = BASE.replace("  - name: dense\n", "  - name: dense\n    train: {epochs: 7}\n"
+                                               "  - name: oneshot_magnitude\n    sweep: {density: [0.5, 0.1]}\n")
     runs = load_suite(write(tmp_path, text)).runs()
     assert runs[0].train.epochs == 7 and runs[4].train.epochs == 2
     sweep = [r for r in runs if r.method == "oneshot_magnitude"]

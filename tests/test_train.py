@@ -6,7 +6,7 @@ import torch
 from prunebench.data import DeviceLoader, load_prepared
 from prunebench.masks import allocate, full_masks, prunable_parameters
 from prunebench.models import build_model
-from prunebench.spec import DataSpec, SyntheticSpec, TrainSpec, PrunableSpec
+from prunebench.spec import DataSpec, PrunableSpec, SyntheticSpec, TrainSpec
 from prunebench.train import Diverged, Trainer
 
 DATA = DataSpec(dataset="synthetic", synthetic=SyntheticSpec(channels=1, size=8, classes=4, train_size=256, test_size=64))
@@ -232,21 +232,22 @@ def test_build_session_passes_the_execution_settings(tmp_path):
         session(channels_last=True)
 
 
+def dropout_trainer(epochs: int = 2) -> Trainer:
+    t = trainer(epochs=epochs)
+    t.model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                                  torch.nn.Linear(32, 4))
+    torch.manual_seed(3)
+    t.model.apply(lambda m: m.reset_parameters() if isinstance(m, torch.nn.Linear) else None)
+    t.reset_optimizer()
+    return t
+
+
 def test_stop_request_then_carry_equals_one_pass_with_dropout():
-    """A stop mid-epoch hands back the epoch's sums and RNG state; finishing it later is bitwise the
-    same as never stopping (dropout included, which draws from the global generator)."""
+    """A stop mid-epoch hands back the epoch's sums; finishing it later is bitwise the same as never
+    stopping (dropout included, which draws from the global generator)."""
     from prunebench.train import PartialEpoch
 
-    def fresh():
-        t = trainer(epochs=2)
-        t.model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5),
-                                      torch.nn.Linear(32, 4))
-        torch.manual_seed(3)
-        t.model.apply(lambda m: m.reset_parameters() if isinstance(m, torch.nn.Linear) else None)
-        t.reset_optimizer()
-        return t
-
-    a, b = fresh(), fresh()
+    a, b = dropout_trainer(), dropout_trainer()
     stats_a, stats_b = [], []
     a.train(0, a.total_steps, key, stats_a.append)
     calls = {"n": 0}
@@ -261,4 +262,17 @@ def test_stop_request_then_carry_equals_one_pass_with_dropout():
     assert b.train(partial.step, b.total_steps, key, stats_b.append, carry=partial) is None
     assert [(s.epoch, s.first_step, s.last_step, s.train_loss, s.train_accuracy) for s in stats_a] == \
            [(s.epoch, s.first_step, s.last_step, s.train_loss, s.train_accuracy) for s in stats_b]
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+
+
+@pytest.mark.parametrize("split", [4, 8, 13])  # mid-epoch (8 steps an epoch), at an epoch end, mid-epoch of the second
+def test_a_level_split_into_segments_trains_as_one_pass_with_dropout(split):
+    """A level trained as [0, k) then [k, T) (a rewind point, flip_at, an in-training mask update) gives
+    bitwise the numbers of one pass, for a model whose dropout draws from the global generator. Before
+    the fix a segment starting mid-epoch reseeded the epoch's stream and trained different weights."""
+    a, b = dropout_trainer(), dropout_trainer()
+    a.train(0, a.total_steps, key, lambda s: None)
+    b.train(0, split, key, lambda s: None)
+    torch.manual_seed(999)  # whatever runs between two segments (scoring, evaluation) may draw from it
+    b.train(split, b.total_steps, key, lambda s: None)
     assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))

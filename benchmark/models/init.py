@@ -19,6 +19,16 @@ def apply_init(model: nn.Module, scheme: str) -> None:
     if scheme == "tf_variance_scaling":
         _tf_variance_scaling(model)
         return
+    if scheme == "glorot_uniform":  # TF's default kernel initializer (tf.layers with kernel_initializer=None)
+        for module in model.modules():
+            if isinstance(module, CONV_LINEAR):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, NORM_LAYERS) and getattr(module, "weight", None) is not None:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        return
     mode, kind = {
         "kaiming_normal_fan_out": ("fan_out", nn.init.kaiming_normal_),
         "kaiming_normal_fan_in": ("fan_in", nn.init.kaiming_normal_),

@@ -17,7 +17,7 @@ from prunebench.spec import ModelSpec
 
 ModelBuilder = Callable[..., nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model", builtins=(
-    "prunebench.models.lenet", "prunebench.models.resnet", "prunebench.models.vgg"))
+    "prunebench.models.lenet", "prunebench.models.resnet", "prunebench.models.vgg", "prunebench.models.wrn"))
 
 
 class ModelError(ValueError):

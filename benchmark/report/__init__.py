@@ -4,11 +4,19 @@
 from prunebench.report.aggregate import SuiteResults, aggregate, collect, level_rows, suites_in
 from prunebench.report.diagnostics import diagnostics_markdown, diagnostics_table, method_overlap
 from prunebench.report.files import write_outputs
-from prunebench.report.plots import plot_suite, suite_figure
-from prunebench.report.tables import COLUMNS, Column, compare_markdown, leaderboard_markdown, leaderboard_rows, suite_csv, suite_markdown
+from prunebench.report.plots import flops_figure, plot_flops, plot_suite, suite_figure
+from prunebench.report.tables import (
+    COLUMNS,
+    Column,
+    compare_markdown,
+    leaderboard_markdown,
+    leaderboard_rows,
+    suite_csv,
+    suite_markdown,
+)
 
 __all__ = [
     "COLUMNS", "Column", "SuiteResults", "aggregate", "collect", "compare_markdown", "diagnostics_markdown",
-    "diagnostics_table", "leaderboard_markdown", "leaderboard_rows", "level_rows", "method_overlap", "plot_suite",
-    "suite_csv", "suite_figure", "suite_markdown", "suites_in", "write_outputs",
+    "diagnostics_table", "flops_figure", "leaderboard_markdown", "leaderboard_rows", "level_rows", "method_overlap",
+    "plot_flops", "plot_suite", "suite_csv", "suite_figure", "suite_markdown", "suites_in", "write_outputs",
 ]

@@ -22,7 +22,7 @@ from prunebench.store import SUITES_DIR, RunDir, load_resolved_suites, read_json
 
 # Level-record fields averaged over seeds into every cell (a leaderboard column may show any of them).
 CELL_FIELDS = ("target_density", "density", "sparsity", "test_accuracy", "test_loss", "epochs_trained", "train_flops",
-               "effective_density")
+               "dense_train_flops", "inference_flops", "dense_inference_flops", "effective_density")
 
 
 def level_rows(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:

@@ -17,7 +17,6 @@ from prunebench.report.tables import _name
 from prunebench.spec import RunSpec
 from prunebench.store import RunDir
 
-
 DIAGNOSTICS = ("sign_flips_vs_init", "sign_flips_vs_previous", "mask_iou_previous", "effective_density", "train_flops")
 
 

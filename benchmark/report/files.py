@@ -1,11 +1,12 @@
-"""A suite's report as files: <name>.md (leaderboard, references, diagnostics), .csv and .png."""
+"""A suite's report as files: <name>.md (leaderboard, references, diagnostics), .csv, .png (accuracy
+against weights remaining) and -flops.png (accuracy against training FLOPs)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from prunebench.report.aggregate import SuiteResults
-from prunebench.report.plots import plot_suite
+from prunebench.report.plots import plot_flops, plot_suite
 from prunebench.report.tables import suite_csv, suite_markdown
 
 
@@ -19,5 +20,7 @@ def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "") -> 
         path.write_text(text)
         written.append(path)
     if (png := plot_suite(sr, out_dir / f"{sr.name}.png")) is not None:
+        written.append(png)
+    if (png := plot_flops(sr, out_dir / f"{sr.name}-flops.png")) is not None:
         written.append(png)
     return written

@@ -68,3 +68,43 @@ def suite_figure(sr: SuiteResults):
     return fig
 
 
+
+
+def flops_figure(sr: SuiteResults):
+    """Test accuracy against total training FLOPs (log axis): one marker per method and level, seed std
+    as error bars, each method's points joined in order of sparsity; None without recorded FLOPs."""
+    table = sr.table
+    if table.empty or "train_flops" not in table or table["train_flops"].isna().all():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    markers = "osD^vP*Xh<>"
+    for i, (label, rows) in enumerate(table.dropna(subset=["train_flops"]).groupby("label", sort=False)):
+        rows = rows.sort_values("target_sparsity")
+        ax.errorbar(rows["train_flops"], 100 * rows["accuracy_mean"], yerr=100 * rows["accuracy_std"].fillna(0),
+                    marker=markers[i % len(markers)], markersize=4, capsize=2, linewidth=0.8, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("total training FLOPs (at each step's density)")
+    ax.set_ylabel("test accuracy (%)" if sr.metric == "test acc" else f"{sr.metric} (%)")
+    ax.set_title(sr.name + (" (reduced)" if sr.meta.get("reduced") else "") + ": accuracy against training cost")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_flops(sr: SuiteResults, path: Path) -> Path | None:
+    """Write the accuracy-vs-training-FLOPs figure; None when no run recorded training FLOPs."""
+    fig = flops_figure(sr)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

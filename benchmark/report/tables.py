@@ -49,6 +49,11 @@ def _number(x: Any) -> float | None:
     return None if x is None or pd.isna(x) else float(x)
 
 
+def _ratio(a: Any, b: Any) -> float | None:
+    a, b = _number(a), _number(b)
+    return None if a is None or not b else a / b
+
+
 def leaderboard_rows(sr: SuiteResults) -> list[dict[str, Any]]:
     """The leaderboard as records (the markdown table and the CSV are two views of these)."""
     dense = sr.dense_accuracy
@@ -73,6 +78,9 @@ def leaderboard_rows(sr: SuiteResults) -> list[dict[str, Any]]:
             "delta_vs_reference": vs[0].delta if vs else None,
             "verdict": "; ".join(v.verdict for v in vs), "epochs_trained": float(r.epochs_trained),
             "loss_mean": _number(r.loss_mean), "train_flops": _number(r.train_flops),
+            "train_flops_x_dense": _ratio(r.train_flops, r.dense_train_flops),
+            "inference_flops": _number(r.inference_flops),
+            "inference_flops_x_dense": _ratio(r.inference_flops, r.dense_inference_flops),
             "seeds": list(r.seeds), "accuracies_pct": [100 * a for a in r.accuracies],
         })
     return rows
@@ -84,7 +92,7 @@ class Column:
 
     header: str
     cell: Callable[[dict[str, Any]], str]
-    references_only: bool = False  # shown only when some row has a reference
+    needs: str | None = None  # shown only when some row has a value of this record field
 
 
 def _n(r: dict[str, Any]) -> str:
@@ -108,10 +116,16 @@ COLUMNS: list[Column] = [
     Column("n", _n),
     Column("Δ dense", lambda r: _signed(r["delta_vs_dense"])),
     Column("epochs", lambda r: f"{r['epochs_trained']:g}"),
-    Column("reference", _reference, references_only=True),
-    Column("Δ ref", lambda r: _signed(r["delta_vs_reference"]), references_only=True),
-    Column("verdict", lambda r: r["verdict"], references_only=True),
+    Column("train FLOPs (× dense)", lambda r: _times(r["train_flops_x_dense"]), needs="train_flops_x_dense"),
+    Column("inference FLOPs (× dense)", lambda r: _times(r["inference_flops_x_dense"]), needs="inference_flops_x_dense"),
+    Column("reference", _reference, needs="reference_mean_pct"),
+    Column("Δ ref", lambda r: _signed(r["delta_vs_reference"]), needs="reference_mean_pct"),
+    Column("verdict", lambda r: r["verdict"], needs="reference_mean_pct"),
 ]
+
+
+def _times(x: float | None) -> str:
+    return "" if x is None else f"{x:.3g}"
 
 
 def leaderboard_markdown(sr: SuiteResults, columns: list[Column] = COLUMNS) -> str:
@@ -120,8 +134,7 @@ def leaderboard_markdown(sr: SuiteResults, columns: list[Column] = COLUMNS) -> s
         return "_no complete runs_\n"
     from tabulate import tabulate
 
-    has_refs = any(r["reference_mean_pct"] is not None for r in rows)
-    shown = [c for c in columns if has_refs or not c.references_only]
+    shown = [c for c in columns if c.needs is None or any(r[c.needs] is not None for r in rows)]
     headers = [c.header.format(metric=sr.metric) for c in shown]
     body = [[c.cell(r) for c in shown] for r in rows]
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True,

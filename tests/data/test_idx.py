@@ -12,6 +12,7 @@ from prunebench.data import DatasetError, load_prepared, locate
 from prunebench.data.idx import read_idx
 from prunebench.data.prepare import per_class_subset, repeat_channels, resize
 from prunebench.data.registry import Split
+from prunebench.registry import UnknownName
 from prunebench.spec import DataSpec, SubsetSpec
 from tests.conftest import requires_fashion_mnist
 
@@ -63,7 +64,7 @@ def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, monkey
     with pytest.raises(DatasetError) as e:
         locate("mnist", tmp_path)
     assert str(tmp_path / "mnist") in str(e.value) and "bench data download mnist" in str(e.value)
-    with pytest.raises(DatasetError, match="unknown dataset 'mnits'; known: cifar10"):
+    with pytest.raises(UnknownName, match=r"unknown dataset 'mnits'; known: cifar10, .*\. Did you mean 'mnist'\?"):
         locate("mnits")
 
 

@@ -129,22 +129,22 @@ def test_level_diagnostics_equal_a_direct_computation(tmp_path):
     row, now = s.levels[-1], negative(s.prunable)
     kept = torch.cat([s.masks[n].flatten() for n in s.masks])
     differ = lambda ref: torch.cat([(now[n] != ref[n]).flatten() for n in now])  # noqa: E731
-    assert row["sign_flips_vs_init"] == pytest.approx(float((differ(init) & kept).sum() / kept.sum()))
-    assert row["sign_flips_vs_previous"] == pytest.approx(float((differ(level0_signs) & kept).sum() / kept.sum()))
-    assert row["sign_flips_vs_previous"] >= 0.2 * 0.9  # the perturbation alone flips 20%
+    assert row.sign_flips_vs_init == pytest.approx(float((differ(init) & kept).sum() / kept.sum()))
+    assert row.sign_flips_vs_previous == pytest.approx(float((differ(level0_signs) & kept).sum() / kept.sum()))
+    assert row.sign_flips_vs_previous >= 0.2 * 0.9  # the perturbation alone flips 20%
     inter = sum(int((s.masks[n] & level0_mask[n]).sum()) for n in s.masks)
     union = sum(int((s.masks[n] | level0_mask[n]).sum()) for n in s.masks)
-    assert row["mask_iou_previous"] == pytest.approx(inter / union) == pytest.approx(0.5)
+    assert row.mask_iou_previous == pytest.approx(inter / union) == pytest.approx(0.5)
 
 
 def test_training_flops_count_sparsity(tmp_path):
     spec = tiny_spec(method="lrr", params={"levels": 1, "fraction": 0.5})
     run_one(spec, tmp_path, ExecSettings())
-    levels = RunDir(tmp_path, spec).result()["levels"]
+    levels = RunDir(tmp_path, spec).result().levels
     # LeNet-300-100 (32, 16 hidden) on 1x8x8: forward MACs 64*32 + 32*16 + 16*4 per example
     dense_per_epoch = 3 * 2 * (64 * 32 + 32 * 16 + 16 * 4) * 256
-    assert levels[0]["train_flops"] == pytest.approx(2 * dense_per_epoch)
-    assert levels[1]["train_flops"] - levels[0]["train_flops"] == pytest.approx(2 * dense_per_epoch * 0.5, rel=1e-3)
+    assert levels[0].train_flops == pytest.approx(2 * dense_per_epoch)
+    assert levels[1].train_flops - levels[0].train_flops == pytest.approx(2 * dense_per_epoch * 0.5, rel=1e-3)
 
 
 def test_sign_perturbation_at_a_chosen_point_of_chosen_levels(tmp_path, monkeypatch):
@@ -162,8 +162,8 @@ def test_sign_perturbation_at_a_chosen_point_of_chosen_levels(tmp_path, monkeypa
     assert run_one(spec, tmp_path, ExecSettings()).status == "complete"
     per_level = 16  # 2 epochs of 8 steps
     assert calls == [(1, per_level + 8, 0.0), (2, 2 * per_level + 8, 0.3)]  # 1 epoch into each level; flips in level 2 only
-    rows = RunDir(tmp_path, spec).result()["levels"]
-    assert rows[2]["sign_flips_vs_previous"] > rows[1]["sign_flips_vs_previous"]
+    rows = RunDir(tmp_path, spec).result().levels
+    assert rows[2].sign_flips_vs_previous > rows[1].sign_flips_vs_previous
     bad = tiny_spec(method="imp", params={"levels": 1, "flip_signs": 0.3, "rewind": "1ep", "flip_at": "0ep"})
     outcome = run_one(bad, tmp_path / "bad", ExecSettings())
     assert outcome.status == "failed" and "flip_at" in outcome.reason

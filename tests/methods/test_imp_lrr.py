@@ -12,7 +12,7 @@ from tests.conftest import tiny_spec
 def run_masks(tmp_path, spec):
     assert run_one(spec, tmp_path, ExecSettings()).status == "complete"
     run = RunDir(tmp_path, spec)
-    return run.result(), [unpack(run.load_masks(k)) for k in range(len(run.result()["levels"]))]
+    return run.result(), [unpack(run.load_masks(k)) for k in range(len(run.result().levels))]
 
 
 @pytest.mark.parametrize("method", ["imp", "lrr"])
@@ -20,12 +20,12 @@ def run_masks(tmp_path, spec):
 def test_masks_nested_and_exact_density_each_level(tmp_path, method, allocation):
     spec = tiny_spec(method=method, params={"levels": 4, "fraction": 0.3}, prune={"allocation": allocation})
     result, masks = run_masks(tmp_path, spec)
-    for level, (row, mask) in enumerate(zip(result["levels"], masks)):
+    for level, (row, mask) in enumerate(zip(result.levels, masks)):
         target = 0.7**level
         total = sum(m.numel() for m in mask.values())
-        assert row["target_density"] == pytest.approx(target)
+        assert row.target_density == pytest.approx(target)
         if allocation == "global":
-            assert row["kept"] == round(target * total)
+            assert row.kept == round(target * total)
         else:
             for name, m in mask.items():
                 assert int(m.sum()) == round(target * m.numel()), name
@@ -37,12 +37,12 @@ def test_masks_nested_and_exact_density_each_level(tmp_path, method, allocation)
 def test_explicit_densities(tmp_path):
     spec = tiny_spec(method="lrr", params={"densities": [0.5, 0.1, 0.02]})
     result, _ = run_masks(tmp_path, spec)
-    assert [r["target_density"] for r in result["levels"]] == [1.0, 0.5, 0.1, 0.02]
+    assert [r.target_density for r in result.levels] == [1.0, 0.5, 0.1, 0.02]
 
 
 def test_imp_and_lrr_share_level_zero(tmp_path):
     """One seed fixes the init and the data order: level 0 of IMP, LRR and dense is the same network."""
-    rows = [run_masks(tmp_path / m, tiny_spec(method=m, params=p))[0]["levels"][0]
+    rows = [run_masks(tmp_path / m, tiny_spec(method=m, params=p))[0].levels[0]
             for m, p in (("dense", {}), ("imp", {"levels": 1}), ("lrr", {"levels": 1}))]
-    assert rows[0]["test_accuracy"] == rows[1]["test_accuracy"] == rows[2]["test_accuracy"]
-    assert rows[0]["test_loss"] == rows[1]["test_loss"] == rows[2]["test_loss"]
+    assert rows[0].test_accuracy == rows[1].test_accuracy == rows[2].test_accuracy
+    assert rows[0].test_loss == rows[1].test_loss == rows[2].test_loss

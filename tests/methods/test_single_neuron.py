@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from prunebench.suite import load_suite
 from prunebench.methods.single_neuron import SingleNeuron, initialise, losses, predicted_success, train
+from prunebench.suite import load_suite
 from tests.conftest import REPO
 
 
