@@ -107,6 +107,16 @@ def compiled_forward_loss() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     return torch.compile(forward_loss, dynamic=False)
 
 
+def step_generators(device: torch.device) -> list[torch.Generator]:
+    """The generators a model's stochastic layers draw from on ``device``: the CPU's, and the GPU's own."""
+    generators = [torch.default_generator]
+    if device.type == "cuda":
+        torch.cuda.init()
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        generators.append(torch.cuda.default_generators[index])
+    return generators
+
+
 class Trainer:
     def __init__(
         self,
@@ -141,6 +151,7 @@ class Trainer:
         self.total_steps = spec.epochs * self.steps_per_epoch
         self._masked: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
         self._forward_loss = compiled_forward_loss() if compile else forward_loss
+        self._generators = step_generators(device)
         self._autocast = (
             (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if spec.precision == "bf16" else nullcontext
         )
@@ -219,7 +230,9 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
             x, y = loader.batch(plan, step - epoch * spe)
-            torch.manual_seed(derive_seed(key, step))
+            seed = derive_seed(key, step)
+            for generator in self._generators:  # ~2 us each; torch.manual_seed would cost ~350 us a step
+                generator.manual_seed(seed)
             with self._autocast():
                 logits, loss = self._forward_loss(model, x.contiguous(memory_format=fmt), y, smoothing)
             opt.zero_grad(set_to_none=True)
