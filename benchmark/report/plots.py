@@ -90,7 +90,7 @@ def flops_figure(sr: SuiteResults):
     ax.set_xscale("log")
     ax.set_xlabel("total training FLOPs (at each step's density)")
     ax.set_ylabel("test accuracy (%)" if sr.metric == "test acc" else f"{sr.metric} (%)")
-    ax.set_title(sr.name + (" (reduced)" if sr.meta.get("reduced") else "") + ": accuracy against training cost")
+    ax.set_title(f"{sr.name}: accuracy against training FLOPs", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
