@@ -19,7 +19,7 @@ from prunebench.data import train_size
 from prunebench.data.loader import steps_per_epoch
 from prunebench.masks import Scores
 from prunebench.records import LevelRecord
-from prunebench.spec import Point, RunSpec
+from prunebench.spec import Point, RunSpec, level_steps
 
 
 class PlanSession:
@@ -42,14 +42,7 @@ class PlanSession:
         return self.steps_trained / self.steps_per_epoch
 
     def steps(self, point: Point | str | None, default: int) -> int:
-        if point is None:
-            return default
-        point = Point.model_validate(point)
-        steps = point.steps(self.steps_per_epoch)
-        if steps > self.total_steps:
-            raise ValueError(f"point {point} lies beyond the level's {self.spec.train.epochs} epochs "
-                             f"({self.total_steps} steps of {self.steps_per_epoch})")
-        return steps
+        return level_steps(point, default, self.steps_per_epoch, self.total_steps)
 
     def train(self, start: Point | str | None = None, stop: Point | str | None = None,
               updates: MaskUpdates | None = None) -> None:

@@ -37,7 +37,7 @@ from prunebench.models.init import NORM_LAYERS
 from prunebench.records import EpochRecord, LevelRecord
 from prunebench.seeds import derive_seed
 from prunebench.sparsity import cubic_density, drop_fraction, is_update_step
-from prunebench.spec import Point, RunSpec
+from prunebench.spec import Point, RunSpec, level_steps
 from prunebench.train import EpochStats, PartialEpoch, Trainer
 
 
@@ -121,13 +121,7 @@ class TrainingSession:
         return self.steps_trained / self.steps_per_epoch
 
     def steps(self, point: Point | str | None, default: int) -> int:
-        if point is None:
-            return default
-        point = Point.model_validate(point)
-        steps = point.steps(self.steps_per_epoch)
-        if steps > self.trainer.total_steps:
-            raise ValueError(f"point {point} lies beyond the level's {self.spec.train.epochs} epochs")
-        return steps
+        return level_steps(point, default, self.steps_per_epoch, self.trainer.total_steps)
 
     # ---- operation bookkeeping (replay after a resume)
     def _op(self) -> tuple[int, bool]:

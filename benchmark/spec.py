@@ -59,6 +59,17 @@ class Point(StrictModel):
     def steps(self, steps_per_epoch: int) -> int:
         return self.step if self.step is not None else round(self.epoch * steps_per_epoch)
 
+
+def level_steps(point: Point | str | None, default: int, steps_per_epoch: int, total_steps: int) -> int:
+    """A point of a level's schedule in optimizer steps (``default`` when None); beyond the level is an error."""
+    if point is None:
+        return default
+    point = Point.model_validate(point)
+    steps = point.steps(steps_per_epoch)
+    if steps > total_steps:
+        raise ValueError(f"point {point} lies beyond the level's {total_steps} steps ({steps_per_epoch} an epoch)")
+    return steps
+
     def __str__(self) -> str:
         return f"{self.epoch:g}ep" if self.epoch is not None else f"{self.step}it"
 
