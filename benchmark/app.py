@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from prunebench.data import require_files
 from prunebench.executors import PlannedRun, Worker, in_shard, plan_suite, run_local, run_pool
 from prunebench.report import SuiteResults, collect, leaderboard_rows, suites_in
 from prunebench.runner import Outcome
@@ -78,6 +79,9 @@ def execute_suite(suite: Suite, plans: Sequence[PlannedRun], results: Path, sett
     """Record the resolved suite beside the runs, execute the planned runs (in this process, or on
     ``workers``), then collect the suite's results and verdicts from the records."""
     results = Path(results)
+    for data in {p.spec.data.model_dump_json(): p.spec.data for p in plans
+                 if p.status != "complete" and p.spec.data is not None}.values():
+        require_files(data, settings.data_root)  # DatasetError before anything starts
     save_resolved_suite(results, result_name(suite), suite.runs(), suite_meta(suite, overrides))
     if workers:
         outcomes = run_pool(plans, results, settings, workers, retry_failed=retry_failed, progress=progress,

@@ -52,6 +52,19 @@ def _parse_only(only: str | None) -> dict[str, set[str]]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """prunebench: reproducible neural-network pruning benchmarks."""
+    from prunebench.messages import say_warnings
+
+    say_warnings()
+
+
+def _invocation_fault(e: Exception, results: Path) -> None:
+    """A fault of the whole command (data missing or unreadable, records unwritable): one line, exit 2."""
+    from prunebench.store import SuiteClash
+
+    if isinstance(e, OSError) and not isinstance(e, SuiteClash):
+        where = f" {e.filename}" if e.filename else ""
+        _fail(f"error: cannot write the records in {results}/:{where}: {e.strerror or e}")
+    _fail(f"error: {e}")
 
 
 @main.command()
@@ -90,9 +103,11 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
     from prunebench import app
+    from prunebench.data import DatasetError
     from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite
     from prunebench.report import suite_markdown
-    from prunebench.runner import stop_on_signals
+    from prunebench.runner import InvocationError, stop_on_signals
+    from prunebench.store import SuiteClash
 
     loaded = _load(suite, reduced, overrides)
     try:
@@ -104,8 +119,11 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
     if not specs:
         _fail(f"error: --only/--shard select none of the suite's {len(loaded.runs())} runs")
     results_dir = Path(results)
-    if rerun and not dry_run:
-        _set_aside(results_dir, specs)
+    try:
+        if rerun and not dry_run:
+            _set_aside(results_dir, specs)
+    except OSError as e:
+        _invocation_fault(e, results_dir)
     plans = plan_suite(specs, results_dir)
     settings = ExecSettings(device=device, threads=threads, data_root=data_root, checkpoint_every=checkpoint_every,
                             checkpoint_interval_s=checkpoint_interval, deterministic=deterministic, compile=compile_step,
@@ -118,9 +136,12 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         _print_plan(plans, retry_failed, results_dir)
         return
     started = time.perf_counter()
-    with stop_on_signals() as stop:  # SIGINT/SIGTERM/SIGUSR1: checkpoint at the next step, then exit 3
-        done = app.execute_suite(loaded, plans, results_dir, settings, overrides=overrides, workers=workers,
-                                 retry_failed=retry_failed, progress=not no_progress, should_stop=stop.requested)
+    try:
+        with stop_on_signals() as stop:  # SIGINT/SIGTERM/SIGUSR1: checkpoint at the next step, then exit 3
+            done = app.execute_suite(loaded, plans, results_dir, settings, overrides=overrides, workers=workers,
+                                     retry_failed=retry_failed, progress=not no_progress, should_stop=stop.requested)
+    except (DatasetError, InvocationError, SuiteClash, OSError) as e:
+        _invocation_fault(e, results_dir)
     click.echo(suite_markdown(done.results))
     ran = [o for o in done.outcomes if o.status in ("complete", "failed")]
     if any(o.status == "interrupted" for o in done.outcomes):
@@ -290,13 +311,16 @@ def status(results) -> None:
 
     if not (Path(results) / "suites").is_dir():
         _fail(f"error: {results}: no suites recorded here (run `bench run SUITE --results {results}`)")
-    for st in results_status(Path(results)):
+    statuses = results_status(Path(results))
+    if not statuses:
+        _fail(f"error: {results}: no readable suite records under {Path(results) / 'suites'}")
+    for st in statuses:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(st.counts.items()))
         click.echo(f"{st.name}: {counts}; {st.epochs_done:g} epochs done, {st.epochs_left:g} to go; "
                    f"ETA {format_duration(st.eta_s) if st.epochs_left else '-'}"
                    + (f" ({st.seconds_per_epoch:.1f} s/epoch measured)" if st.seconds_per_epoch else ""))
-        for label, reason in st.failures:
-            click.echo(f"  failed: {label}: {reason}")
+        for state, label, reason in st.failures:
+            click.echo(f"  {state}: {label}: {reason}")
 
 
 @main.command()

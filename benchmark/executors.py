@@ -27,8 +27,9 @@ from typing import Any
 from tqdm import tqdm
 
 from prunebench.data import DataCache
+from prunebench.messages import say_warnings
 from prunebench.planner import plan_training
-from prunebench.runner import Outcome, producers_waited_for, run_one, stop_on_signals
+from prunebench.runner import INVOCATION_FAULTS, InvocationError, Outcome, producers_waited_for, run_one, stop_on_signals
 from prunebench.spec import ExecSettings, RunSpec
 from prunebench.store import RunDir, RunLocked
 
@@ -206,6 +207,7 @@ _worker_state: dict[str, Any] = {}
 
 def _init_worker(workers: queue.Queue, progress: Any, settings: ExecSettings) -> None:
     worker: Worker = workers.get()
+    say_warnings()
     os.environ.update(worker.env)  # before the first CUDA call of this process
     stop = stop_on_signals().__enter__()  # for the life of the worker: stop its run at the next step, checkpointed
     _worker_state.update(
@@ -252,13 +254,14 @@ def run_pool(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings,
                             if future.cancel():
                                 running.pop(future)
                                 out.append(Outcome(p.spec.run_id, "interrupted", "not started: stop requested"))
-                        for process in list(getattr(pool, "_processes", {}).values()):
-                            with contextlib.suppress(ProcessLookupError):
-                                os.kill(process.pid, signal.SIGUSR1)
+                        _signal_workers(pool)
                     for future in done:
                         p = running.pop(future)
                         try:
                             outcome = future.result()
+                        except (*INVOCATION_FAULTS, InvocationError):
+                            _signal_workers(pool)  # the others checkpoint and stop: the command ends with this error
+                            raise
                         except Exception as e:  # noqa: BLE001 - a worker that died (OOM, segfault) fails its run
                             outcome = Outcome(p.spec.run_id, "failed", f"worker process died: {type(e).__name__}: {e}")
                         _report(outcome, p.spec)
@@ -268,6 +271,13 @@ def run_pool(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings,
 
             outcomes += _with_waits(todo, execute, results, should_stop)
     return outcomes
+
+
+def _signal_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGUSR1 to every worker: its run stops at the next step with a checkpoint."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGUSR1)
 
 
 def _drain(ticks: Any, bar: tqdm) -> None:

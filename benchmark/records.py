@@ -70,6 +70,13 @@ class LevelRecord(BaseModel):
         return self.model_dump(mode="json")
 
 
+class FileDigest(BaseModel):
+    """Size and sha256 of a record file, as result.json lists them (a changed file is corrupt)."""
+
+    bytes: int
+    sha256: str
+
+
 class RunResult(BaseModel):
     """result.json: written last; its presence (with a matching run id) means the run is complete."""
 
@@ -84,6 +91,7 @@ class RunResult(BaseModel):
     epochs_trained: float
     wall_time_s: float
     device: str
+    files: dict[str, FileDigest] = Field(default_factory=dict)  # level files (masks/, signs/): path -> digest
 
 
 MetricsRow = EpochRecord | LevelRecord

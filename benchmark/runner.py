@@ -3,11 +3,18 @@
 It builds the data, model, trainer and Session, resumes from the run's checkpoint if there is one,
 runs the method script, and writes result.json last. A run that fails (a non-finite loss, an
 exception) writes failed.json with the reason and returns, so the rest of a suite goes on.
+
+Faults of the records are repaired, with a warning that says what was discarded and why: a corrupt
+result is set aside and the run redone; a checkpoint that cannot be resumed (unreadable, or the
+metric lines it counts on are gone or garbled) is discarded and the run restarts. Faults of the whole
+invocation are not charged to a run: a dataset that is missing or unreadable (DatasetError) and
+records that cannot be written at all (InvocationError) stop the command with one line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import signal
@@ -25,16 +32,24 @@ from typing import Any
 import torch
 
 from prunebench.api import get_method
-from prunebench.data import DataCache, DeviceLoader
+from prunebench.data import DataCache, DatasetError, DeviceLoader
 from prunebench.masks import prunable_parameters
+from prunebench.messages import LOGGER
 from prunebench.models import build_model
 from prunebench.records import LevelRecord, RunResult
 from prunebench.seeds import derive_seed
 from prunebench.session import Interrupted, TrainingSession
 from prunebench.spec import ExecSettings, RunSpec
 from prunebench.standalone import StandaloneSession
-from prunebench.store import RunDir, RunRecords
+from prunebench.store import CorruptRecord, RunDir, RunRecords
 from prunebench.train import Diverged, Trainer
+
+log = logging.getLogger(LOGGER)
+INVOCATION_FAULTS = (DatasetError,)  # and InvocationError: never charged to one run
+
+
+class InvocationError(RuntimeError):
+    """The records of a run cannot be written at all (not even its failure): a fault of the invocation."""
 
 
 @dataclass(frozen=True)
@@ -178,18 +193,51 @@ def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: Data
 def _run_standalone(spec: RunSpec, run: RunDir, method: type, settings: ExecSettings, started: float) -> Outcome:
     """A standalone method's run: no data, model or checkpoint; it restarts from scratch if killed."""
     with run.lock():
-        configure_torch(settings)
-        run.start(provenance(settings, torch.device("cpu")))
-        session = StandaloneSession(spec, run)
         try:
+            configure_torch(settings)
+            run.start(provenance(settings, torch.device("cpu")))
+            session = StandaloneSession(spec, run)
             method().run(session, method.Params.model_validate(spec.params))
+            wall = time.perf_counter() - started
+            run.update_provenance(wall_time_s=wall)
+            run.complete(run_result(spec, session.levels, session.epochs_trained, wall, "cpu"))
         except Exception as e:  # noqa: BLE001 - a broken run must not stop the suite
-            run.fail(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-            return Outcome(spec.run_id, "failed", f"{type(e).__name__}: {e}", time.perf_counter() - started)
-        wall = time.perf_counter() - started
-        run.update_provenance(wall_time_s=wall)
-        run.complete(run_result(spec, session.levels, session.epochs_trained, wall, "cpu"))
+            return _failed(run, f"{type(e).__name__}: {e}", traceback.format_exc(), started)
     return Outcome(spec.run_id, "complete", wall_time_s=wall)
+
+
+def _failed(run: RunDir, reason: str, details: str, started: float) -> Outcome:
+    """Record a run's failure; if not even that can be written, the invocation cannot go on."""
+    try:
+        run.fail(reason + "\n" + details)
+    except OSError as e:
+        raise InvocationError(f"cannot write the records of run {run.run_id} in {run.path.parent} ({reason}; "
+                              f"then, writing failed.json: {e.strerror or e})") from None
+    return Outcome(run.run_id, "failed", reason, time.perf_counter() - started)
+
+
+def _usable_result(run: RunDir) -> bool:
+    """Whether the run is complete; a corrupt result is set aside (with a warning) so the run is redone."""
+    try:
+        return run.checked_result() is not None
+    except CorruptRecord as e:
+        run.set_aside("result.json", f"{e}: the run is redone")
+        return False
+
+
+def _resumable_state(run: RunDir, settings: ExecSettings, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint to resume from, with metrics.jsonl cut back to it; None for a fresh start (a
+    checkpoint whose metric lines are gone or garbled is discarded, with a warning)."""
+    state = run.load_checkpoint()
+    if state is None:
+        return None
+    try:
+        run.resume(state["metrics_count"], provenance(settings, device))
+    except CorruptRecord as e:
+        log.warning("%s; the checkpoint of run %s is discarded and the run restarts", e, run.run_id)
+        run.drop_checkpoints()
+        return None
+    return state
 
 
 def run_result(spec: RunSpec, levels: list[LevelRecord], epochs: float, wall: float, device: str) -> RunResult:
@@ -211,39 +259,45 @@ def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCach
     step: the outcome is "interrupted", and running it again resumes there.
     """
     run = RunDir(results, spec)
-    if run.result() is not None:
+    if _usable_result(run):
         return Outcome(spec.run_id, "skipped")
     waiting = producers_waited_for(spec, results)
     if waiting:
         return Outcome(spec.run_id, "blocked", "waiting for " + ", ".join(waiting))
-    producers = {role: RunRecords(Path(results) / run_id) for role, run_id in spec.producers.items()}
+    producers = {role: RunDir.at(results, run_id).records() for role, run_id in spec.producers.items()}
     started = time.perf_counter()
     method = get_method(spec.method)
     if method.standalone:
         return _run_standalone(spec, run, method, settings, started)
     with run.lock():
-        configure_torch(settings)
-        device = resolve_device(settings.device)
-        session = build_session(spec, run, settings, data or DataCache(), device, on_epoch, should_stop, producers)
-        state = run.load_checkpoint()
-        if state is not None:
-            run.resume(state["metrics_count"], provenance(settings, device))
-            session.load_state_dict(state)
-        else:
-            run.start(provenance(settings, device))
         try:
+            configure_torch(settings)
+            device = resolve_device(settings.device)
+            session = build_session(spec, run, settings, data or DataCache(), device, on_epoch, should_stop, producers)
+            state = _resumable_state(run, settings, device)
+            if state is not None:
+                session.load_state_dict(state)
+            else:
+                run.start(provenance(settings, device))
             method().run(session, method.Params.model_validate(spec.params))
+            wall = time.perf_counter() - started
+            run.update_provenance(wall_time_s=wall, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            run.complete(run_result(spec, session.levels, session.epochs_trained, wall, str(device)))
+            run.drop_checkpoints()
         except Interrupted as e:
             return Outcome(spec.run_id, "interrupted", str(e), time.perf_counter() - started)
+        except INVOCATION_FAULTS:
+            raise
         except Diverged as e:
-            run.fail(f"diverged: {e}")
-            return Outcome(spec.run_id, "failed", f"diverged: {e}", time.perf_counter() - started)
+            return _failed(run, f"diverged: {e}", "", started)
+        except CorruptRecord as e:
+            producer = next((run_id for run_id in spec.producers.values() if e.path.parent.parent.name == run_id
+                             or e.path.parent.name == run_id), None)
+            if producer is None:
+                return _failed(run, f"{type(e).__name__}: {e}", traceback.format_exc(), started)
+            RunDir.at(results, producer).set_aside("result.json", f"{e}: the producer run is redone")
+            return Outcome(spec.run_id, "blocked", f"its producer {producer} had a corrupt record (set aside): "
+                           "run the command again to redo it", time.perf_counter() - started)
         except Exception as e:  # noqa: BLE001 - a broken run must not stop the suite
-            reason = f"{type(e).__name__}: {e}"
-            run.fail(reason + "\n" + traceback.format_exc())
-            return Outcome(spec.run_id, "failed", reason, time.perf_counter() - started)
-        wall = time.perf_counter() - started
-        run.update_provenance(wall_time_s=wall, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        run.complete(run_result(spec, session.levels, session.epochs_trained, wall, str(device)))
-        run.drop_checkpoints()
+            return _failed(run, f"{type(e).__name__}: {e}", traceback.format_exc(), started)
     return Outcome(spec.run_id, "complete", wall_time_s=wall)

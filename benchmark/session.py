@@ -47,7 +47,6 @@ class Recorder(Protocol):
     def append_metrics(self, row: dict[str, Any]) -> None: ...
     def save_masks(self, level: int, packed: dict[str, Any]) -> None: ...
     def save_signs(self, level: int, packed: dict[str, Any]) -> None: ...
-    def records(self) -> ProducerRecords: ...
     def save_checkpoint(self, state: dict[str, Any]) -> None: ...
     def metrics_count(self) -> int: ...
 
@@ -106,6 +105,8 @@ class TrainingSession:
         self.steps_trained = 0
         self.levels: list[LevelRecord] = []  # the per-level rows of the result
         self._snapshots: dict[str, dict[str, Any]] = {}
+        self._previous: dict[str, Masks] = {}  # the last recorded level's masks and signs (its files are write-only here)
+        self._scored = False  # a score since the last checkpoint (SynFlow's 100 rounds): checkpoint before training
         self._journal: dict[int, Any] = {}
         self._next_op = 0
         self._resume: Resume | None = None
@@ -144,6 +145,8 @@ class TrainingSession:
         if self._resume is not None and self._resume.op == op:
             first = self._resume.step
             carry = PartialEpoch(**self._resume.partial) if self._resume.partial else None
+        elif self._scored and time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval_s:
+            self._checkpoint(Resume(op, first))  # scoring (SynFlow's 100 rounds) is not redone after a kill in training
         self._resume = None
 
         def epoch_key(epoch: int) -> int:
@@ -282,6 +285,7 @@ class TrainingSession:
         if not run:
             return {}
         name = scorer or self.spec.prune.scorer
+        self._scored = True
         return get_scorer(name)(self._score_context(name, op), **options)
 
     def _score_context(self, scorer: str, key: int) -> ScoreContext:
@@ -398,23 +402,24 @@ class TrainingSession:
         self.recorder.append_metrics(row.model_dump(mode="json", exclude_none=True))
         self.recorder.save_masks(level, pack(self.masks))
         self.recorder.save_signs(level, pack(signs))
+        self._previous = {"masks": {k: v.cpu().clone() for k, v in self.masks.items()}, "signs": {k: v.cpu() for k, v in signs.items()}}
         self.level = self.data_level = level + 1
         self._checkpoint(Resume(op + 1))
 
     def _versus_previous_level(self, signs: dict[str, torch.Tensor]) -> dict[str, float]:
         """Sign flips and mask overlap against the end of the previously recorded level."""
-        if not self.levels:
+        if not self._previous:
             return {}
-        previous, records = self.levels[-1].level, self.recorder.records()
         return {
-            "sign_flips_vs_previous": sign_flip_fraction(signs, records.signs(previous), self.masks),
-            "mask_iou_previous": mask_iou(self.masks, records.masks(previous)),
+            "sign_flips_vs_previous": sign_flip_fraction(signs, self._previous["signs"], self.masks),
+            "mask_iou_previous": mask_iou(self.masks, self._previous["masks"]),
         }
 
     # ---- checkpoints
     def _checkpoint(self, at: Resume) -> None:
         self.recorder.save_checkpoint(self.state_dict(at))
         self._last_checkpoint = time.perf_counter()
+        self._scored = False
 
     def state_dict(self, at: Resume) -> dict[str, Any]:
         return {
@@ -426,6 +431,7 @@ class TrainingSession:
             "optimizer": self.trainer.optimizer.state_dict(),
             "masks": self.masks,
             "snapshots": self._snapshots,
+            "previous": self._previous,
             "journal": self._journal,
             "levels": [row.model_dump(mode="json", exclude_none=True) for row in self.levels],
             "counters": {
@@ -442,6 +448,7 @@ class TrainingSession:
         self.masks = {k: v.bool() for k, v in state["masks"].items()}
         self.trainer.optimizer.load_state_dict(state["optimizer"])
         self._snapshots = state["snapshots"]
+        self._previous = {kind: {k: v.bool() for k, v in tensors.items()} for kind, tensors in state.get("previous", {}).items()}
         self._journal = state["journal"]
         self.levels = [LevelRecord.model_validate(row) for row in state["levels"]]
         counters = state["counters"]

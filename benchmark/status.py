@@ -19,8 +19,8 @@ from prunebench.store import RunDir, load_resolved_suites
 @dataclass(frozen=True)
 class SuiteStatus:
     name: str
-    counts: dict[str, int]  # complete, running, failed, partial, pending
-    failures: list[tuple[str, str]]  # (run label, reason)
+    counts: dict[str, int]  # complete, corrupt, running, failed, partial, pending
+    failures: list[tuple[str, str, str]]  # (failed | corrupt, run label, reason)
     epochs_done: float
     epochs_left: float
     seconds_per_epoch: float | None
@@ -34,7 +34,7 @@ class SuiteStatus:
 
 def run_state(run: RunDir) -> str:
     status = run.status()
-    if status in ("complete", "failed"):
+    if status in ("complete", "failed", "corrupt"):
         return status
     return "running" if run.is_locked() else status
 
@@ -47,7 +47,9 @@ def suite_status(results: Path, name: str, specs: list[RunSpec], epochs_of: dict
         state = run_state(run)
         counts[state] = counts.get(state, 0) + 1
         if state == "failed":
-            failures.append((f"{spec.label} seed {spec.seed}", ((run.failure() or {}).get("reason") or "").split("\n")[0]))
+            failures.append((state, f"{spec.label} seed {spec.seed}", ((run.failure() or {}).get("reason") or "").split("\n")[0]))
+        elif state == "corrupt":
+            failures.append((state, f"{spec.label} seed {spec.seed}", f"{run.corruption()} (`bench run` redoes it)"))
         epoch_rows = run.epochs() if state != "pending" else []
         trained = epoch_rows[-1].epochs_trained if epoch_rows else 0.0
         times += [m.time_s for m in epoch_rows if m.complete]

@@ -7,39 +7,76 @@
                     checkpoints/latest.pt (+ previous.pt) full state to resume mid-level
                     result.json         written last, atomically: its presence means complete
                     failed.json         the reason, when the run failed
-                    lock                held while a process executes the run
+                    lock                held while a process executes the run (lock.guard: taken under its flock)
     RESULTS/suites/<name>.json          the resolved suite, so reports need nothing else
 
 Every file is replaced atomically (write to a temporary file, then rename), so a kill at any
-moment leaves either the old or the new version, never a torn one.
+moment leaves either the old or the new version, never a torn one; files get the process umask's
+permissions, so other users of a shared results directory can read them.
+
+Records are input too: every one is read through its typed schema, and one that does not parse, does
+not validate or does not match what result.json says of it (size, sha256) is *corrupt*. A corrupt
+record is reported (``CorruptRecord``: its path and why) and never trusted: a complete run whose
+result or level files are corrupt is not complete, and ``bench run`` redoes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import io
 import json
+import logging
 import os
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from prunebench.records import EpochRecord, RunResult, parse_row
+from prunebench.messages import LOGGER
+from prunebench.records import EpochRecord, FileDigest, RunResult, parse_row
 from prunebench.spec import RunSpec
 
 SUITES_DIR = "suites"
+LEVEL_FILES = ("masks", "signs")  # per-level record folders, digested into result.json
+log = logging.getLogger(LOGGER)
+
+
+class CorruptRecord(ValueError):
+    """A record file that cannot be trusted: ``path`` and the reason."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+def _umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read it by setting it (once, at import)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
 
 
 def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp creates 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -69,6 +106,24 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+def load_tensors(path: Path) -> Any:
+    """A tensor file of the records (weights only: nothing in it runs); CorruptRecord if unreadable."""
+    try:
+        with warnings.catch_warnings():  # torch's remarks on a foreign pickle's protocol: the error below says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torn zip, foreign pickle, bad opcode: all mean "corrupt"
+        first = str(e).split(". ")[0].splitlines()[0] if str(e) else ""  # torch's messages run on for lines
+        raise CorruptRecord(path, f"unreadable ({type(e).__name__}: {first})") from None
+
+
+def digest(path: Path) -> FileDigest:
+    data = path.read_bytes()
+    return FileDigest(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
 class RunLocked(RuntimeError):
     """Another live process holds the run."""
 
@@ -90,21 +145,54 @@ class RunDir:
 
     # ---- status
     def result(self) -> RunResult | None:
-        """The run's result, or None unless result.json is there, valid and of this run."""
-        raw = read_json(self.path / "result.json")
-        if not isinstance(raw, dict) or raw.get("run_id") != self.run_id:
-            return None
+        """The run's result, or None unless result.json is there, valid, of this run, and its level
+        files are the size it recorded (a cheap check; their digests are checked when read)."""
         try:
-            return RunResult.model_validate(raw)
-        except ValidationError:
+            return self.checked_result()
+        except CorruptRecord:
             return None
+
+    def checked_result(self) -> RunResult | None:
+        """The run's result; None if there is none; CorruptRecord (path, reason) if it cannot be trusted."""
+        path = self.path / "result.json"
+        if not path.exists():
+            return None
+        raw = read_json(path)
+        if raw is None:
+            raise CorruptRecord(path, "not valid JSON")
+        try:
+            result = RunResult.model_validate(raw)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "(top level)"
+            raise CorruptRecord(path, f"{where}: {first['msg']}") from None
+        if result.run_id != self.run_id:
+            raise CorruptRecord(path, f"holds run {result.run_id}, not {self.run_id}")
+        for name, expected in result.files.items():
+            file = self.path / name
+            size = file.stat().st_size if file.is_file() else None
+            if size != expected.bytes:
+                raise CorruptRecord(file, "missing" if size is None else f"{size} bytes, result.json recorded {expected.bytes}")
+        return result
 
     def failure(self) -> dict[str, Any] | None:
         return read_json(self.path / "failed.json")
 
+    def corruption(self) -> str | None:
+        """Why this run's result cannot be trusted (path: reason), or None."""
+        try:
+            self.checked_result()
+        except CorruptRecord as e:
+            return str(e)
+        return None
+
     def status(self) -> str:
-        if self.result() is not None:
-            return "complete"
+        """complete | corrupt (a result that cannot be trusted: redone) | failed | partial | pending."""
+        try:
+            if self.checked_result() is not None:
+                return "complete"
+        except CorruptRecord:
+            return "corrupt"
         if self.failure() is not None:
             return "failed"
         if (self.path / "checkpoints" / "latest.pt").exists():
@@ -124,10 +212,16 @@ class RunDir:
                 (self.path / old).unlink()
 
     def resume(self, metrics_count: int, provenance: dict[str, Any]) -> None:
-        """Continue from a checkpoint: drop metric lines written after it, note the resume."""
+        """Continue from a checkpoint: drop metric lines written after it, note the resume. CorruptRecord
+        if the lines the checkpoint counts on are not all there and valid (the run must then restart)."""
         lines = self._metrics.read_text().splitlines(keepends=True) if self._metrics.exists() else []
         if len(lines) < metrics_count:
-            raise RuntimeError(f"{self._metrics} has {len(lines)} lines but the checkpoint expects {metrics_count}")
+            raise CorruptRecord(self._metrics, f"{len(lines)} lines, the checkpoint counts on {metrics_count}")
+        for number, line in enumerate(lines[:metrics_count], 1):
+            try:
+                parse_row(json.loads(line))
+            except (ValueError, ValidationError):
+                raise CorruptRecord(self._metrics, f"line {number} is not a valid metrics row") from None
         atomic_write_bytes(self._metrics, "".join(lines[:metrics_count]).encode())
         self._metrics_count = metrics_count
         history = read_json(self.path / "provenance.json") or {}
@@ -137,7 +231,18 @@ class RunDir:
             (self.path / "failed.json").unlink()
 
     def complete(self, result: RunResult) -> None:
+        """Write result.json, with the size and sha256 of every level file, so a corrupt one is noticed."""
+        files = {f"{kind}/{p.name}": digest(p) for kind in LEVEL_FILES for p in sorted((self.path / kind).glob("level_*.pt"))}
+        result = result.model_copy(update={"files": files})
         atomic_write_json(self.path / "result.json", result.model_dump(mode="json", exclude_none=True))
+
+    def set_aside(self, what: str, reason: str) -> Path:
+        """Rename a corrupt record out of the way (kept for inspection, never read again)."""
+        path = self.path / what
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, aside)
+        log.warning("%s; set aside as %s", reason, aside.name)
+        return aside
 
     def fail(self, reason: str) -> None:
         atomic_write_json(self.path / "failed.json", {"run_id": self.run_id, "reason": reason, "time": time.time()})
@@ -158,7 +263,8 @@ class RunDir:
         return self._metrics_count
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The metric rows; a torn last line (a kill in the middle of an append) is left out."""
+        """The metric rows; a torn last line (a kill in the middle of an append) is left out (a resume
+        drops it; see ``resume``)."""
         if not self._metrics.exists():
             return []
         rows = []
@@ -180,7 +286,9 @@ class RunDir:
         return self.records().packed("masks", level)
 
     def records(self) -> RunRecords:
-        return RunRecords(self.path)
+        """A complete run's level files, checked against the digests of its result.json."""
+        result = self.checked_result()
+        return RunRecords(self.path, result.files if result is not None else {})
 
     def save_signs(self, level: int, packed: dict[str, Any]) -> None:
         atomic_torch_save(self.path / "signs" / f"level_{level:03d}.pt", packed)
@@ -193,15 +301,20 @@ class RunDir:
         atomic_torch_save(latest, state)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        """The newest readable checkpoint (latest, else previous), or None."""
+        """The newest readable checkpoint (latest, else previous), or None; an unreadable one is
+        set aside, with a warning that says why."""
         for name in ("latest.pt", "previous.pt"):
             path = self.path / "checkpoints" / name
             if not path.exists():
                 continue
             try:
-                return torch.load(path, weights_only=True, map_location="cpu")
-            except Exception:  # noqa: BLE001 - a torn or corrupt file: fall back to the older one
+                state = load_tensors(path)
+            except CorruptRecord as e:
+                self.set_aside(f"checkpoints/{name}", f"{e}; falling back to an older checkpoint or a fresh start")
                 continue
+            if isinstance(state, dict) and {"op", "metrics_count", "model"} <= state.keys():
+                return state
+            self.set_aside(f"checkpoints/{name}", f"{path}: not a checkpoint of this harness")
         return None
 
     def drop_checkpoints(self) -> None:
@@ -219,31 +332,39 @@ class RunDir:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive ownership of the run by this process; a lock left by a dead process is taken over."""
+        """Exclusive ownership of the run by this process; a lock left by a dead process is taken over.
+
+        The lock file says who holds the run (pid, host). Taking it, and taking over a dead holder's,
+        happen under an flock of ``lock.guard`` (released by the kernel when its process dies), so two
+        processes that both find a dead holder cannot both take the run: the second sees the first's
+        fresh lock."""
         self.path.mkdir(parents=True, exist_ok=True)
         lock = self.path / "lock"
         me = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = read_json(lock)
-                if holder is None and _age(lock) < 30:  # being written by its creator right now
-                    raise RunLocked(f"run {self.run_id} is being taken by another process") from None
-                if holder is not None and _alive(holder):
-                    raise RunLocked(f"run {self.run_id} is held by pid {holder.get('pid')} on {holder.get('host')}") from None
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-                continue
+        with _flocked(self.path / "lock.guard"):
+            holder = read_json(lock)
+            if holder is not None and _alive(holder):
+                raise RunLocked(f"run {self.run_id} is held by pid {holder.get('pid')} on {holder.get('host')}")
+            if lock.exists():  # a dead holder's lock, or an unreadable one (its writer died under the guard)
+                lock.unlink()
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
-            try:
-                yield
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-            return
-        raise RunLocked(f"could not take the lock of run {self.run_id}")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+
+
+@contextlib.contextmanager
+def _flocked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def _age(path: Path) -> float:
@@ -267,16 +388,25 @@ def _alive(holder: dict[str, Any]) -> bool:
 
 
 class RunRecords:
-    """Read-only access to a finished run's level records (for runs that consume another's masks or signs)."""
+    """Read-only access to a finished run's level records (for runs that consume another's masks or
+    signs, and for reports). Each file is checked against the digest result.json recorded for it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, digests: dict[str, FileDigest] | None = None) -> None:
         self.path = Path(path)
+        self.digests = dict(digests or {})
 
     def packed(self, kind: str, level: int) -> dict[str, Any]:
-        path = self.path / kind / f"level_{level:03d}.pt"
+        name = f"{kind}/level_{level:03d}.pt"
+        path = self.path / name
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no {kind} recorded for level {level}")
-        return torch.load(path, weights_only=True)
+        expected = self.digests.get(name)
+        if expected is not None and digest(path) != expected:
+            raise CorruptRecord(path, "its sha256 differs from the one result.json recorded")
+        packed = load_tensors(path)
+        if not isinstance(packed, dict):
+            raise CorruptRecord(path, f"holds a {type(packed).__name__}, not packed {kind}")
+        return packed
 
     def masks(self, level: int) -> dict[str, torch.Tensor]:
         from prunebench.masks import unpack
@@ -290,22 +420,71 @@ class RunRecords:
         return unpack(self.packed("signs", level))
 
 
+class SuiteClash(ValueError):
+    """Another suite's record already goes by this name in the results directory."""
+
+
+class ResolvedSuite(BaseModel):
+    """suites/<name>.json: a suite's resolved runs and what reports need of it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    source: str | None = None
+    runs: list[dict[str, Any]]
+
+
 def save_resolved_suite(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, Any]) -> Path:
-    """Write the suite's resolved runs beside the records, so reports can be rebuilt from DIR alone."""
+    """Write the suite's resolved runs beside the records, so reports can be rebuilt from DIR alone.
+
+    Unchanged content is not rewritten (a read-only directory of finished runs still reports). A
+    record of the same name from another suite file is replaced only if every run it lists is among
+    the new runs; otherwise SuiteClash, as the other suite's runs would vanish from report and status."""
     path = Path(results) / SUITES_DIR / f"{name}.json"
-    atomic_write_json(path, {**meta, "name": name, "runs": [{"run_id": s.run_id, **s.model_dump(mode="json")} for s in specs]})
+    record = {**meta, "name": name, "runs": [{"run_id": s.run_id, **s.model_dump(mode="json")} for s in specs]}
+    text = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+    try:
+        current = path.read_text()
+    except FileNotFoundError:
+        current = None
+    if current == text:
+        return path
+    old = read_json(path) if current is not None else None
+    if isinstance(old, dict) and old.get("source") and meta.get("source") and \
+            Path(old["source"]).resolve() != Path(meta["source"]).resolve():
+        missing = {r.get("run_id") for r in old.get("runs", []) if isinstance(r, dict)} - {s.run_id for s in specs}
+        if missing:
+            raise SuiteClash(f"{path} already records suite {name!r} from {old['source']} ({len(missing)} of its runs are "
+                             f"not in {meta['source']}): give this suite another `name:`, or use another --results")
+    atomic_write_bytes(path, text.encode())
     return path
 
 
 def load_resolved_suites(results: Path) -> list[dict[str, Any]]:
     """The resolved suites of a results directory, in name order: ``runs`` as RunSpecs, and
-    ``stale_run_ids``, how many were recorded under another id (code of another PROTOCOL_VERSION)."""
+    ``stale_run_ids``, how many were recorded under another id (code of another PROTOCOL_VERSION).
+    A corrupt record is left out with a warning naming it and why."""
     out = []
     for path in sorted((Path(results) / SUITES_DIR).glob("*.json")):
-        suite = read_json(path)
-        if not suite:
+        try:
+            suite = _resolved_suite(path)
+        except CorruptRecord as e:
+            log.warning("%s; its suite is left out", e)
             continue
-        specs = [RunSpec.model_validate({k: v for k, v in r.items() if k != "run_id"}) for r in suite["runs"]]
-        stale = sum(r.get("run_id") != s.run_id for r, s in zip(suite["runs"], specs))
-        out.append({**suite, "runs": specs, "stale_run_ids": stale})
+        specs = suite["runs"]
+        stale = sum(r.get("run_id") != s.run_id for r, s in zip(suite["raw_runs"], specs))
+        out.append({**{k: v for k, v in suite.items() if k != "raw_runs"}, "stale_run_ids": stale})
     return out
+
+
+def _resolved_suite(path: Path) -> dict[str, Any]:
+    raw = read_json(path)
+    if raw is None:
+        raise CorruptRecord(path, "not valid JSON")
+    try:
+        suite = ResolvedSuite.model_validate(raw)
+        specs = [RunSpec.model_validate({k: v for k, v in r.items() if k != "run_id"}) for r in suite.runs]
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise CorruptRecord(path, f"{'.'.join(map(str, first['loc'])) or '(top level)'}: {first['msg']}") from None
+    return {**raw, "runs": specs, "raw_runs": suite.runs}

@@ -162,3 +162,98 @@ def test_cifar_resnet18_suite_reduced_smoke(tmp_path):
     (result,) = [json.loads(p.read_text()) for p in results.glob("*/result.json")]
     assert [r["kept"] for r in result["levels"]] == [11_164_352, round(0.8 * 11_164_352)]
     assert result["epochs_trained"] == 3
+
+
+# ---- faults of the whole invocation: exit 2, one line, nothing started
+MNIST_SUITE = """\
+name: m
+data: {dataset: mnist}
+model: {name: lenet_300_100, options: {hidden: [8]}}
+train: {epochs: 1, batch_size: 64, optimizer: {name: sgd, lr: 0.1}, schedule: {name: cosine, unit: step}}
+methods: [{name: dense}]
+seeds: [0]
+"""
+
+
+def _one_line_error(out) -> str:
+    assert out.exit_code == 2, out.output
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in out.output, out.output
+    return lines[0]
+
+
+def test_missing_or_damaged_dataset_exits_2_before_anything_starts(tmp_path, monkeypatch):
+    import gzip
+
+    monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
+    suite = tmp_path / "m.yaml"
+    suite.write_text(MNIST_SUITE)
+    results, data = tmp_path / "r", tmp_path / "data"
+
+    def invoke_run():
+        return CliRunner().invoke(main, ["run", str(suite), "--results", str(results), "--data-root", str(data), "--no-progress"])
+
+    line = _one_line_error(invoke_run())
+    assert "dataset 'mnist' not found (looked in " in line and str(data / "mnist") in line
+    assert not [p for p in results.glob("*") if p.name != "suites"]  # no run was started
+    folder = data / "mnist"
+    folder.mkdir(parents=True)
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / f"{stem}.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3, 4]))[:12])  # truncated
+    line = _one_line_error(invoke_run())
+    assert line.startswith(f"error: {folder}/") and "unreadable (EOFError: Compressed file ended" in line
+    (folder / "train-images-idx3-ubyte.gz").write_text("not gzip")
+    line = _one_line_error(invoke_run())
+    assert "train-images-idx3-ubyte.gz: unreadable (BadGzipFile" in line
+    assert not any((results / p.name / "failed.json").exists() for p in results.glob("*"))  # not charged to a run
+
+
+def _read_only(path, data):
+    raise PermissionError(13, "Permission denied", str(path))
+
+
+def test_a_read_only_results_dir_of_finished_runs_still_reports(suite_file, tmp_path, monkeypatch):
+    import prunebench.store as store
+
+    run = ["run", str(suite_file), "--results", str(tmp_path / "r"), "--no-progress"]
+    assert bench(*run).exit_code == 0
+    monkeypatch.setattr(store, "atomic_write_bytes", _read_only)
+    out = CliRunner().invoke(main, run)
+    assert out.exit_code == 0 and "| lrr" in out.output, out.output
+    out = CliRunner().invoke(main, [*run, "--only", "seed=0", "--retry-failed", "--set", "train.epochs=3"])
+    assert _one_line_error(out).endswith("Permission denied")
+
+
+def test_an_unwritable_results_dir_exits_2_with_one_line(suite_file, tmp_path, monkeypatch):
+    import prunebench.store as store
+
+    monkeypatch.setattr(store, "atomic_write_bytes", _read_only)
+    line = _one_line_error(CliRunner().invoke(main, ["run", str(suite_file), "--results", str(tmp_path / "r"), "--no-progress"]))
+    assert line.startswith(f"error: cannot write the records in {tmp_path / 'r'}/: ") and line.endswith("Permission denied")
+
+
+def test_a_second_suite_of_the_same_name_is_refused(suite_file, tmp_path):
+    assert bench("run", str(suite_file), "--results", str(tmp_path / "r"), "--no-progress").exit_code == 0
+    other = tmp_path / "other.yaml"
+    other.write_text(SUITE.replace("seeds: [0, 1]", "seeds: [7]"))
+    line = _one_line_error(CliRunner().invoke(main, ["run", str(other), "--results", str(tmp_path / "r"), "--no-progress"]))
+    assert "already records suite 'tiny'" in line and "give this suite another `name:`" in line
+
+
+def test_status_and_report_name_corrupt_records(suite_file, tmp_path):
+    results = tmp_path / "r"
+    assert bench("run", str(suite_file), "--results", str(results), "--no-progress").exit_code == 0
+    victim = next(p for p in results.glob("*/result.json"))
+    raw = json.loads(victim.read_text())
+    del raw["levels"]
+    victim.write_text(json.dumps(raw))
+    out = CliRunner().invoke(main, ["status", str(results)])
+    assert out.exit_code == 0 and "1 corrupt" in out.output
+    assert f"corrupt: {raw['label']} seed {raw['seed']}: {victim}: levels: Field required (`bench run` redoes it)" in out.output
+    out = CliRunner().invoke(main, ["report", str(results)])
+    assert out.exit_code == 0 and f"- corrupt: {raw['label']} seed {raw['seed']}" in out.output
+    (results / "suites" / "junk.json").write_text("[1, 2, 3]")
+    out = CliRunner().invoke(main, ["report", str(results)])
+    assert out.exit_code == 0 and "junk.json: (top level): Input should be a valid dictionary" in out.output
+    out = CliRunner().invoke(main, ["run", str(suite_file), "--results", str(results), "--no-progress"])
+    assert out.exit_code == 0 and "1 run(s) executed" in out.output and "the run is redone; set aside as result.json.corrupt-" in out.output

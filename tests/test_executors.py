@@ -62,7 +62,7 @@ def test_status_counts_and_eta(tmp_path):
     atomic_write_json(RunDir(tmp_path, held).path / "lock", {"pid": os.getppid(), "host": socket.gethostname()})
     st = suite_status(tmp_path, "t", [done, failed, held, pending], {s.run_id: 2.0 for s in (done, failed, held, pending)})
     assert st.counts == {"complete": 1, "failed": 1, "running": 1, "pending": 1}
-    assert st.failures == [("x seed 1", "diverged: non-finite training loss")]
+    assert st.failures == [("failed", "x seed 1", "diverged: non-finite training loss")]
     assert st.epochs_done == 2.0 and st.epochs_left == 4.0
     times = [m["time_s"] for m in RunDir(tmp_path, done).metrics() if m["kind"] == "epoch"]
     assert st.seconds_per_epoch == pytest.approx(sorted(times)[len(times) // 2] if len(times) % 2 else sum(times) / 2)

@@ -1,4 +1,5 @@
-"""Stops, kills and preemption: every interruption resumes to the numbers of an uninterrupted run."""
+"""Stops, kills, preemption and damaged records: every interruption resumes to the numbers of an
+uninterrupted run, and every damaged record is named and repaired."""
 
 import json
 import os
@@ -135,3 +136,142 @@ def test_sigkill_at_several_points_resumes_identically(tmp_path):
         victim.wait()
     assert bench_process(*args, "--results", str(results)).wait(timeout=300) == 0
     assert level_results(results) == level_results(tmp_path / "clean")
+
+
+# ---- damaged records: named in a warning, never trusted, repaired by running again
+LRR = dict(method="lrr", params={"levels": 2, "fraction": 0.5})
+
+
+def _partial(results: Path, spec, stop_at: int = 20) -> RunDir:
+    asked = {"n": 0}
+
+    def stop():
+        asked["n"] += 1
+        return asked["n"] == stop_at
+
+    assert run_one(spec, results, ExecSettings(checkpoint_interval_s=0), should_stop=stop).status == "interrupted"
+    return RunDir(results, spec)
+
+
+@pytest.mark.parametrize("damage", ["emptied", "garbled line"])
+def test_metrics_a_checkpoint_counts_on_damaged_restarts_the_run_with_a_warning(tmp_path, caplog, damage):
+    spec = tiny_spec(**LRR)
+    run_one(spec, tmp_path / "clean", ExecSettings())
+    run = _partial(tmp_path / "r", spec)
+    metrics = run.path / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    metrics.write_text("" if damage == "emptied" else "".join([lines[0], "{garbage\n", *lines[2:]]))
+    assert run_one(spec, tmp_path / "r", ExecSettings()).status == "complete"
+    assert "the checkpoint of run" in caplog.text and "is discarded and the run restarts" in caplog.text
+    assert "garbage" not in metrics.read_text()
+    assert rows(tmp_path / "clean", spec) == rows(tmp_path / "r", spec)
+
+
+def test_a_finished_runs_damaged_level_file_makes_bench_run_redo_it(tmp_path, caplog):
+    spec = tiny_spec(**LRR)
+    run_one(spec, tmp_path, ExecSettings())
+    run = RunDir(tmp_path, spec)
+    clean = rows(tmp_path, spec)
+    mask = run.path / "masks" / "level_001.pt"
+    mask.write_bytes(mask.read_bytes()[:100])
+    assert run_one(spec, tmp_path, ExecSettings()).status == "complete"  # not "skipped"
+    assert f"{mask}: 100 bytes, result.json recorded" in caplog.text and "the run is redone" in caplog.text
+    assert [p.name for p in run.path.glob("result.json.corrupt-*")] and rows(tmp_path, spec) == clean
+    run.records().masks(1)  # a good file again
+
+
+def test_an_unfinished_runs_own_level_files_are_never_read_back(tmp_path):
+    """The previous level's masks and signs ride in the checkpoint: a damaged file of an unfinished
+    run cannot fail it (before, its resume failed identically on every --retry-failed)."""
+    spec = tiny_spec(**LRR)
+    run_one(spec, tmp_path / "clean", ExecSettings())
+    run = _partial(tmp_path / "r", spec, stop_at=40)
+    for path in (run.path / "masks").glob("*.pt"):
+        path.write_bytes(b"garbage")
+    assert run_one(spec, tmp_path / "r", ExecSettings()).status == "complete"
+    clean = RunDir(tmp_path / "clean", spec).result().levels
+    assert [r.mask_iou_previous for r in run.result().levels] == [r.mask_iou_previous for r in clean]
+
+
+def test_a_producers_damaged_file_blocks_its_consumer_and_sets_the_producer_aside(tmp_path, caplog):
+    from prunebench.suite import load_suite
+
+    path = tmp_path / "s.yaml"
+    path.write_text(synthetic_suite("s", "  - {name: lrr, levels: 1}\n  - {name: imp, label: imp_on_lrr_mask, levels: 1, "
+                                    "prune: {scorer: mask_of}, from: {masks: lrr}}\n", seeds="[0]"))
+    lrr, consumer = load_suite(path).runs()
+    results = tmp_path / "r"
+    run_one(lrr, results, ExecSettings())
+    mask = RunDir(results, lrr).path / "masks" / "level_001.pt"
+    data = bytearray(mask.read_bytes())
+    data[-30] ^= 0xFF  # same size: only the digest, checked when the consumer reads it, sees it
+    mask.write_bytes(bytes(data))
+    outcome = run_one(consumer, results, ExecSettings())
+    assert outcome.status == "blocked" and "had a corrupt record (set aside)" in outcome.reason
+    assert "sha256 differs" in caplog.text and RunDir(results, lrr).status() == "pending"
+    assert not RunDir(results, consumer).failure()  # not charged to the consumer: no --retry-failed needed
+    assert run_one(lrr, results, ExecSettings()).status == "complete"
+    assert run_one(consumer, results, ExecSettings()).status == "complete"
+
+
+def test_a_malicious_checkpoint_is_refused_and_the_run_restarts(tmp_path, caplog):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    spec = tiny_spec(**LRR)
+    run_one(spec, tmp_path / "clean", ExecSettings())
+    run = _partial(tmp_path / "r", spec)
+    for name in ("latest.pt", "previous.pt"):
+        (run.path / "checkpoints" / name).write_bytes(pickle.dumps(Payload()))
+    assert run_one(spec, tmp_path / "r", ExecSettings()).status == "complete"
+    assert not (tmp_path / "ran").exists() and caplog.text.count("Weights only load failed") == 2
+    assert rows(tmp_path / "clean", spec) == rows(tmp_path / "r", spec)
+
+
+def test_records_that_cannot_be_written_at_all_stop_the_invocation(tmp_path, monkeypatch):
+    import errno
+
+    import prunebench.store as store
+    from prunebench.runner import InvocationError
+
+    real = store.atomic_write_bytes
+
+    def full(path, data):
+        if path.name in ("spec.json", "failed.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(store, "atomic_write_bytes", full)
+    with pytest.raises(InvocationError, match=r"cannot write the records of run \w+ in .*spec.json'; then, writing failed.json: No space"):
+        run_one(tiny_spec(), tmp_path, ExecSettings())
+
+
+def test_synflow_rounds_are_checkpointed_before_training(tmp_path, monkeypatch):
+    """A kill in the training after SynFlow's rounds resumes there: the rounds are not scored again."""
+    from prunebench import api
+
+    spec = tiny_spec(method="pai", params={"density": 0.2, "rounds": 5}, prune={"scorer": "synflow", "allocation": "global"})
+    run_one(spec, tmp_path / "clean", ExecSettings())
+    real, calls = api.get_scorer("synflow"), {"n": 0}
+
+    def counted(ctx, **options):
+        calls["n"] += 1
+        return real(ctx, **options)
+
+    monkeypatch.setitem(api.SCORERS._entries, "synflow", counted)
+    asked = {"n": 0}
+
+    def killed_at_step_3():  # a SIGKILL: no checkpoint is written where it strikes
+        asked["n"] += 1
+        if asked["n"] == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_one(spec, tmp_path / "r", ExecSettings(checkpoint_interval_s=0), should_stop=killed_at_step_3)
+    assert calls["n"] == 5
+    assert run_one(spec, tmp_path / "r", ExecSettings(checkpoint_interval_s=3600)).status == "complete"
+    assert calls["n"] == 5  # resumed after the rounds, not before them
+    assert rows(tmp_path / "clean", spec) == rows(tmp_path / "r", spec)

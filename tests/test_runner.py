@@ -143,7 +143,8 @@ def test_checkpoint_interval_limits_mid_level_checkpoints(tmp_path, monkeypatch)
     run_one(spec, tmp_path / "a", ExecSettings(checkpoint_every=1, checkpoint_interval_s=0))
     # LRR's operations: 0 train(stop=rewind), 1 train, 2 record, 3 score, 4 prune, 5 set_signs, 6 flip_signs,
     # 7 train, 8 record; a checkpoint names the operation to resume (and the step inside a train)
-    assert saved == [(1, 8), (3, None), (7, 8), (9, None)]  # mid-level after epoch 0, and every level end
+    # mid-level after epoch 0, every level end, and before training what was scored (the interval allowing)
+    assert saved == [(1, 8), (3, None), (7, 0), (7, 8), (9, None)]
     saved.clear()
     run_one(spec, tmp_path / "b", ExecSettings(checkpoint_every=1, checkpoint_interval_s=3600))
     assert saved == [(3, None), (9, None)]  # level ends only

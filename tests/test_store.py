@@ -1,13 +1,24 @@
-"""Run directories: atomic records, locks with stale-lock takeover, metric truncation on resume."""
+"""Run directories: atomic records, locks with stale-lock takeover, metric truncation on resume, damaged records."""
 
 import json
 import os
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from prunebench.store import RunDir, RunLocked, atomic_write_json, read_json
+from prunebench.store import (
+    CorruptRecord,
+    RunDir,
+    RunLocked,
+    SuiteClash,
+    atomic_write_json,
+    load_resolved_suites,
+    load_tensors,
+    read_json,
+    save_resolved_suite,
+)
 from tests.conftest import tiny_spec
 
 
@@ -65,7 +76,7 @@ def test_resume_truncates_metrics_written_after_the_checkpoint(tmp_path):
     run.resume(3, {"second": True})
     assert [m["i"] for m in run.metrics()] == [0, 1, 2]
     assert read_json(run.path / "provenance.json")["resumes"] == [{"second": True}]
-    with pytest.raises(RuntimeError, match="checkpoint expects 9"):
+    with pytest.raises(CorruptRecord, match="3 lines, the checkpoint counts on 9"):
         run.resume(9, {})
 
 
@@ -73,7 +84,8 @@ def test_result_of_another_run_id_is_not_complete(tmp_path):
     run = RunDir(tmp_path, tiny_spec())
     run.path.mkdir(parents=True)
     atomic_write_json(run.path / "result.json", {"run_id": "someone-else", "levels": []})
-    assert run.status() == "pending"
+    assert run.result() is None and run.status() == "corrupt"
+    assert run.corruption().endswith("result.json: suite: Field required")
 
 
 def test_torn_last_metrics_line_is_skipped(tmp_path):
@@ -83,3 +95,152 @@ def test_torn_last_metrics_line_is_skipped(tmp_path):
     with open(run.path / "metrics.jsonl", "a") as f:
         f.write('{"kind": "epo')  # killed in the middle of an append
     assert run.metrics() == [{"kind": "epoch", "i": 0}]
+
+
+# ---- records under faults: every damaged record is named, never trusted, and repaired by a rerun
+def _complete_run(tmp_path):
+    from prunebench.runner import run_one
+    from prunebench.spec import ExecSettings
+
+    spec = tiny_spec(method="lrr", params={"levels": 1})
+    assert run_one(spec, tmp_path, ExecSettings()).status == "complete"
+    return spec, RunDir(tmp_path, spec)
+
+
+def test_a_result_records_its_level_files_and_a_changed_one_makes_the_run_corrupt(tmp_path):
+    spec, run = _complete_run(tmp_path)
+    assert sorted(run.result().files) == ["masks/level_000.pt", "masks/level_001.pt", "signs/level_000.pt", "signs/level_001.pt"]
+    mask = run.path / "masks" / "level_001.pt"
+    data = mask.read_bytes()
+    mask.write_bytes(data[:200])  # truncated: the size check of every status query sees it
+    assert run.status() == "corrupt" and run.result() is None
+    assert run.corruption() == f"{mask}: 200 bytes, result.json recorded {len(data)}"
+    flipped = bytearray(data)
+    flipped[-30] ^= 0xFF
+    mask.write_bytes(bytes(flipped))  # same size: the digest, checked when the file is read, sees it
+    assert run.status() == "complete"
+    with pytest.raises(CorruptRecord, match="sha256 differs"):
+        run.records().masks(1)
+
+
+def test_a_foreign_pickle_in_the_records_is_refused_and_runs_nothing(tmp_path):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    path = tmp_path / "x.pt"
+    path.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CorruptRecord, match=r"x.pt: unreadable \(UnpicklingError: Weights only load failed\)"):
+        load_tensors(path)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_corrupt_result_that_parses_is_named_with_its_field(tmp_path):
+    spec, run = _complete_run(tmp_path)
+    raw = read_json(run.path / "result.json")
+    del raw["levels"]
+    atomic_write_json(run.path / "result.json", raw)
+    assert run.status() == "corrupt" and run.corruption().endswith("result.json: levels: Field required")
+    (run.path / "result.json").write_text("{not json")
+    assert run.corruption().endswith("result.json: not valid JSON")
+
+
+def test_unreadable_checkpoint_is_set_aside_with_a_warning(tmp_path, caplog):
+    run = RunDir(tmp_path, tiny_spec())
+    run.save_checkpoint({"op": 1, "metrics_count": 0, "model": {}})
+    run.save_checkpoint({"op": 2, "metrics_count": 0, "model": {}})
+    (run.path / "checkpoints" / "latest.pt").write_bytes(b"garbage")
+    assert run.load_checkpoint()["op"] == 1  # the previous one
+    assert "latest.pt: unreadable" in caplog.text and "set aside as latest.pt.corrupt-" in caplog.text
+    assert not (run.path / "checkpoints" / "latest.pt").exists()
+
+
+def test_resume_refuses_a_garbled_metrics_line_the_checkpoint_counts_on(tmp_path):
+    run = RunDir(tmp_path, tiny_spec())
+    run.start({})
+    for i in range(4):
+        run.append_metrics({"i": i})
+    lines = (run.path / "metrics.jsonl").read_text().splitlines(keepends=True)
+    lines[1] = "{garbage\n"
+    (run.path / "metrics.jsonl").write_text("".join(lines))
+    with pytest.raises(CorruptRecord, match="line 2 is not a valid metrics row"):
+        run.resume(3, {})
+    run.resume(1, {})  # a checkpoint from before the garbled line is fine
+    assert run.metrics() == [{"i": 0}]
+
+
+def test_record_files_get_the_umask_permissions(tmp_path):
+    """Not mkstemp's 0600: other users of a shared results directory read the records as they read metrics.jsonl."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    run = RunDir(tmp_path, tiny_spec())
+    run.start({})
+    run.save_masks(0, {"a": 1})
+    files = [run.path / "spec.json", run.path / "provenance.json", run.path / "metrics.jsonl", run.path / "masks" / "level_000.pt"]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: oct(0o666 & ~umask) for p in files}
+
+
+def test_corrupt_resolved_suite_is_left_out_with_a_warning(tmp_path, caplog):
+    specs = [tiny_spec()]
+    save_resolved_suite(tmp_path, "good", specs, {"source": "a.yaml"})
+    (tmp_path / "suites" / "bad.json").write_text("[1, 2, 3]")
+    (tmp_path / "suites" / "worse.json").write_bytes(os.urandom(64))
+    assert [s["name"] for s in load_resolved_suites(tmp_path)] == ["good"]
+    assert "bad.json: (top level): Input should be a valid dictionary" in caplog.text
+    assert "worse.json: not valid JSON" in caplog.text
+
+
+def test_a_second_suite_of_the_same_name_cannot_hide_the_first(tmp_path):
+    a, b = tiny_spec(label="a"), tiny_spec(label="b", seed=1)
+    save_resolved_suite(tmp_path, "s", [a], {"source": "one.yaml"})
+    with pytest.raises(SuiteClash, match="already records suite 's' from one.yaml .1 of its runs are not in two.yaml"):
+        save_resolved_suite(tmp_path, "s", [b], {"source": "two.yaml"})
+    save_resolved_suite(tmp_path, "s", [a, b], {"source": "two.yaml"})  # nothing vanishes: allowed
+    save_resolved_suite(tmp_path, "s", [b], {"source": "two.yaml"})  # the same file, edited: allowed
+    assert [s.label for s in load_resolved_suites(tmp_path)[0]["runs"]] == ["b"]
+
+
+def test_an_unchanged_resolved_suite_is_not_rewritten(tmp_path, monkeypatch):
+    import prunebench.store as store
+
+    save_resolved_suite(tmp_path, "s", [tiny_spec()], {"source": "one.yaml"})
+    monkeypatch.setattr(store, "atomic_write_bytes", lambda *a: (_ for _ in ()).throw(PermissionError(13, "read-only")))
+    save_resolved_suite(tmp_path, "s", [tiny_spec()], {"source": "one.yaml"})  # a read-only directory: no write needed
+
+
+def _contend(results: str, run_id: str, barrier, starts, held, trials: int) -> None:
+    run = RunDir.at(Path(results), run_id)
+    for trial in range(trials):
+        barrier.wait()  # the stale lock is in place
+        try:
+            with run.lock():
+                held[trial] += 1
+                barrier.wait()  # every contender has tried while this one holds it
+        except RunLocked:
+            barrier.wait()
+        barrier.wait()  # released: the next trial's stale lock may be written
+
+
+def test_stale_lock_takeover_has_exactly_one_winner(tmp_path):
+    """N processes released at a barrier on a lock naming a dead pid: exactly one takes the run, 1,000 times."""
+    import multiprocessing as mp
+
+    n, trials = 4, 1000
+    ctx = mp.get_context("fork")
+    run = RunDir(tmp_path, tiny_spec())
+    run.path.mkdir(parents=True)
+    barrier, held = ctx.Barrier(n + 1, timeout=60), ctx.Array("i", trials)  # a contender that dies breaks it: a failure, not a hang
+    workers = [ctx.Process(target=_contend, args=(str(tmp_path), run.run_id, barrier, None, held, trials)) for _ in range(n)]
+    for w in workers:
+        w.start()
+    stale = json.dumps({"pid": dead_pid(), "host": socket.gethostname(), "time": 0})
+    for _ in range(trials):
+        (run.path / "lock").write_text(stale)
+        barrier.wait()
+        barrier.wait()
+        barrier.wait()
+    for w in workers:
+        w.join(timeout=60)
+    assert list(held) == [1] * trials

@@ -31,8 +31,11 @@ def _find(folder: Path, stem: str) -> Path | None:
 def read_idx(path: Path) -> np.ndarray:
     """An idx file as an array: magic (0, 0, dtype, ndim), ndim big-endian uint32 sizes, then data."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; a truncated .gz ends in EOFError
+        raise DatasetError(f"{path}: unreadable ({type(e).__name__}: {e}); get the dataset again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPE:
         raise DatasetError(f"{path}: not an idx file of unsigned bytes")
     ndim = raw[3]

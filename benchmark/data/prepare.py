@@ -104,6 +104,12 @@ def expected_shape(spec: DataSpec) -> tuple[int, tuple[int, int, int]]:
     return classes, (spec.channels or c, h, w)
 
 
+def require_files(spec: DataSpec, data_root: str | None = None) -> None:
+    """DatasetError now (nothing is read) if a run of ``spec`` would not find its dataset's files."""
+    if generated_spec(spec) is None:
+        locate(spec.dataset, data_root)
+
+
 class DataCache:
     """Prepared datasets kept for the life of an executor, so runs of one suite load files once."""
 
@@ -122,7 +128,12 @@ def load_prepared(spec: DataSpec, data_root: str | None = None) -> Prepared:
     if synth is None:
         info = dataset_info(spec.dataset)
         folder = locate(spec.dataset, data_root)
-        train, test = info.load(folder)
+        try:
+            train, test = info.load(folder)
+        except DatasetError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a reader's error on a damaged file: name the dataset and folder
+            raise DatasetError(f"{spec.dataset} in {folder}: unreadable ({type(e).__name__}: {e}); get the dataset again") from None
         source, num_classes = str(folder), info.num_classes
     else:
         train, test = make_synthetic(synth)

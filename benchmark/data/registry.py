@@ -96,11 +96,9 @@ def locate(name: str, data_root: str | os.PathLike | None = None) -> Path:
         looked.append(Path(system))
         if Path(system).is_dir() and info.is_present(Path(system)):
             return Path(system)
-    places = "\n  ".join(str(p) for p in _unique(looked)) or "(no data root given)"
-    raise DatasetError(
-        f"dataset {name!r} not found. Looked in:\n  {places}\n"
-        f"Give --data-root DIR or set ${ENV_DATA_ROOT}. To get it: {info.how_to_get}"
-    )
+    places = ", ".join(str(p) for p in _unique(looked)) or "(no data root given)"
+    raise DatasetError(f"dataset {name!r} not found (looked in {places}): give --data-root DIR or set "
+                       f"${ENV_DATA_ROOT}; to get it: {info.how_to_get}")
 
 
 def torchvision_download(class_name: str) -> Callable[[Path], None]:

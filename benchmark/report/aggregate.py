@@ -75,13 +75,13 @@ class SuiteResults:
     verdicts: list[Verdict] = field(default_factory=list)
     claims: list[ClaimVerdict] = field(default_factory=list)
     tolerance: Tolerance = field(default_factory=Tolerance)  # the one the verdicts applied
-    failures: dict[str, str] = field(default_factory=dict)  # run id -> first line of the reason
+    failures: dict[str, str] = field(default_factory=dict)  # run id -> first line of the reason (failed or corrupt)
     provenance: str = ""
 
     @property
     def counts(self) -> dict[str, int]:
         values = list(self.statuses.values())
-        return {k: values.count(k) for k in ("complete", "failed", "partial", "pending") if values.count(k)}
+        return {k: values.count(k) for k in ("complete", "corrupt", "failed", "partial", "pending") if values.count(k)}
 
     @property
     def metric(self) -> str:
@@ -107,6 +107,7 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
     statuses = {run_id: run.status() for run_id, run in runs.items()}
     failures = {run_id: ((runs[run_id].failure() or {}).get("reason") or "").split("\n")[0]
                 for run_id, status in statuses.items() if status == "failed"}
+    failures |= {run_id: f"corrupt record {runs[run_id].corruption()}" for run_id, status in statuses.items() if status == "corrupt"}
     return SuiteResults(
         name=name, specs=list(specs), meta=meta, table=table, statuses=statuses,
         verdicts=judge_all(references.numbers, table, references.tolerance),

@@ -4,6 +4,7 @@ densities and training FLOPs, averaged over seeds, and the overlap of different 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,10 +13,13 @@ from typing import Any
 import pandas as pd
 
 from prunebench.diagnostics import mask_iou
+from prunebench.messages import LOGGER
 from prunebench.report.aggregate import SuiteResults
 from prunebench.report.tables import _name
 from prunebench.spec import RunSpec
-from prunebench.store import RunDir
+from prunebench.store import CorruptRecord, RunDir
+
+log = logging.getLogger(LOGGER)
 
 DIAGNOSTICS = ("sign_flips_vs_init", "sign_flips_vs_previous", "mask_iou_previous", "effective_density", "train_flops")
 
@@ -53,6 +57,9 @@ def method_overlap(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
             try:
                 cache[(spec.run_id, level)] = RunDir(results, spec).records().masks(level)
             except FileNotFoundError:  # a method without model masks (standalone)
+                cache[(spec.run_id, level)] = None
+            except CorruptRecord as e:
+                log.warning("%s; left out of the mask overlap (`bench run` redoes the run)", e)
                 cache[(spec.run_id, level)] = None
         return cache[(spec.run_id, level)]
 
