@@ -30,16 +30,29 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
 def _load(path: str, reduced: bool, overrides: tuple[str, ...]):
     from prunebench.suite import SuiteError, load_suite
 
+    if not Path(path).is_file():
+        _fail(f"error: {path}: no such suite file{_closest_suite(path)}")
     try:
         return load_suite(path, reduced=reduced, overrides=overrides)
     except SuiteError as e:
         _fail(f"error: invalid suite\n{e}")
 
 
-def _parse_only(only: str | None) -> dict[str, set[str]]:
-    """'method=lrr,seed=0' -> {'method': {'lrr'}, 'seed': {'0'}}; keys: method, label, seed, run."""
+def _closest_suite(path: str) -> str:
+    """'; did you mean ...?' with the closest suite file beside it or under suites/ (or nothing)."""
+    import difflib
+
+    given = Path(path)
+    candidates = {str(c) for folder in {given.parent, Path("suites")} if folder.is_dir() for c in folder.glob("*.yaml")}
+    close = difflib.get_close_matches(str(given), sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _parse_only(only: tuple[str, ...]) -> dict[str, set[str]]:
+    """('method=lrr,seed=0', 'method=imp') -> {'method': {'lrr', 'imp'}, 'seed': {'0'}}: values of one key
+    are alternatives, keys must all match; keys: method, label, seed, run."""
     selection: dict[str, set[str]] = {}
-    for part in filter(None, (only or "").split(",")):
+    for part in filter(None, ",".join(only).split(",")):
         if "=" not in part:
             _fail(f"error: --only expects KEY=VALUE[,KEY=VALUE...], got {part!r}")
         key, value = part.split("=", 1)
@@ -49,7 +62,21 @@ def _parse_only(only: str | None) -> dict[str, set[str]]:
     return selection
 
 
+def _check_selection(selection: dict[str, set[str]], specs) -> None:
+    """Every --only value must name something of the suite (a typo would silently select nothing)."""
+    import difflib
+
+    known = {"method": {s.method for s in specs}, "label": {s.label for s in specs}, "seed": {str(s.seed) for s in specs},
+             "run": {s.run_id for s in specs}}
+    for key, values in selection.items():
+        for value in sorted(values - known[key]):
+            close = difflib.get_close_matches(value, sorted(known[key]), n=1)
+            hint = f"; did you mean {key}={close[0]}?" if close else f"; the suite has {', '.join(sorted(known[key])[:12])}"
+            _fail(f"error: --only {key}={value}: no run of the suite has {key} {value!r}{hint}")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="prunebench", prog_name="bench", message="%(prog)s (prunebench) %(version)s")
 def main() -> None:
     """prunebench: reproducible neural-network pruning benchmarks."""
     from prunebench.messages import say_warnings
@@ -74,11 +101,11 @@ def _invocation_fault(e: Exception, results: Path) -> None:
 @click.option("--reduced", is_flag=True, help="apply the suite's reduced (CI) profile")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="override a suite value (repeatable)")
 @click.option("--dry-run", is_flag=True, help="show the runs, their status and the epochs to train; train nothing")
-@click.option("--only", default=None, metavar="KEY=V,...", help="run a subset: method=, label=, seed=, run=")
+@click.option("--only", multiple=True, metavar="KEY=V,...", help="run a subset: method=, label=, seed=, run= (repeatable: values add up)")
 @click.option("--retry-failed", is_flag=True, help="run again runs that failed before")
 @click.option("--rerun", is_flag=True, help="redo selected runs even if complete (old records are kept, renamed)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
-@click.option("--threads", default=None, type=int, help="torch threads (bitwise reproducibility holds per thread count)")
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="torch threads (bitwise reproducibility holds per thread count)")
 @click.option("--checkpoint-every", default=1, show_default=True, type=int,
               help="checkpoint every N epochs inside a level (0: level ends only)...")
 @click.option("--checkpoint-interval", default=120.0, show_default=True, type=float,
@@ -90,7 +117,7 @@ def _invocation_fault(e: Exception, results: Path) -> None:
 @click.option("--check", "check_after", is_flag=True,
               help="then check the results against the suite's references (exit codes of `bench check`)")
 @click.option("--gpus", default=None, metavar="0,1,...", help="one worker process per listed GPU")
-@click.option("--jobs", default=None, type=int, help="this many CPU worker processes")
+@click.option("--jobs", default=None, type=click.IntRange(min=1), help="this many CPU worker processes")
 @click.option("--shard", default=None, metavar="i/N", help="only the runs of shard i of N (machines sharing --results)")
 @click.option("--executor", "executor_kind", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
 @click.option("--partition", default=None, help="SLURM partition")
@@ -115,7 +142,9 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         workers = gpu_workers(gpus) if gpus else cpu_workers(jobs) if jobs and jobs > 1 else None
     except ValueError as e:
         _fail(f"error: {e}")
-    specs = app.select(loaded.runs(), _parse_only(only), shard_of)
+    selection = _parse_only(only)
+    _check_selection(selection, loaded.runs())
+    specs = app.select(loaded.runs(), selection, shard_of)
     if not specs:
         _fail(f"error: --only/--shard select none of the suite's {len(loaded.runs())} runs")
     results_dir = Path(results)
@@ -128,6 +157,13 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
     settings = ExecSettings(device=device, threads=threads, data_root=data_root, checkpoint_every=checkpoint_every,
                             checkpoint_interval_s=checkpoint_interval, deterministic=deterministic, compile=compile_step,
                             channels_last=channels_last)
+    if executor_kind == "local" and not dry_run:
+        from prunebench.runner import check_settings
+
+        try:
+            check_settings(settings, gpus=len(workers) if gpus else 0)
+        except ValueError as e:
+            _fail(f"error: {e}")
     if executor_kind == "slurm":
         _run_slurm(loaded, plans, results_dir, settings, dry_run, retry_failed, partition, time_limit, array_parallelism,
                    slurm_gpus, slurm_cpus, overrides)
@@ -143,15 +179,29 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
     except (DatasetError, InvocationError, SuiteClash, OSError) as e:
         _invocation_fault(e, results_dir)
     click.echo(suite_markdown(done.results))
-    ran = [o for o in done.outcomes if o.status in ("complete", "failed")]
     if any(o.status == "interrupted" for o in done.outcomes):
         click.echo("interrupted: a checkpoint was written; run the same command again to resume", err=True)
-    click.echo(f"{len(ran)} run(s) executed, {len(done.outcomes) - len(ran)} skipped, {len(done.incomplete)} not complete; "
-               f"{time.perf_counter() - started:.1f} s; records in {results_dir}/", err=True)
+    click.echo(f"{outcome_summary(done.outcomes)}; {time.perf_counter() - started:.1f} s; records in {results_dir}/", err=True)
     if check_after:
         sys.exit(_check_exit(done.results, strict=False))
     if done.incomplete:
         sys.exit(EXIT_INCOMPLETE)
+
+
+def outcome_summary(outcomes) -> str:
+    """'6 run(s): 2 completed, 1 interrupted (checkpointed), 1 not started, 2 already complete': each
+    run counted as what happened to it in this invocation."""
+    kinds = {"completed": 0, "failed": 0, "interrupted (checkpointed)": 0, "not started": 0, "blocked": 0,
+             "held by another process": 0, "already complete": 0, "failed before (--retry-failed)": 0}
+    for o in outcomes:
+        kind = {"complete": "completed", "skipped": "already complete", "blocked": "blocked",
+                "locked": "held by another process"}.get(o.status)
+        if o.status == "failed":
+            kind = "failed before (--retry-failed)" if o.reason.startswith("failed earlier") else "failed"
+        elif o.status == "interrupted":
+            kind = "not started" if o.reason.startswith("not started") else "interrupted (checkpointed)"
+        kinds[kind] += 1
+    return f"{len(outcomes)} run(s): " + ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
 
 
 def _run_slurm(loaded, plans, results_dir, settings, dry_run, retry_failed, partition, time_limit, array_parallelism,
@@ -339,7 +389,12 @@ def check(suite, results, reduced, overrides, strict, github_summary) -> None:
     from prunebench import app
     from prunebench.report import suite_markdown
 
-    sr = app.suite_results(_load(suite, reduced, overrides), Path(results), overrides)
+    loaded = _load(suite, reduced, overrides)
+    sr = app.suite_results(loaded, Path(results), overrides)
+    other = Path(results) / "suites" / f"{loaded.name}{'' if reduced else '-reduced'}.json"
+    if any(status != "complete" for status in sr.statuses.values()) and other.exists():
+        click.echo(f"note: {results} holds the {'full' if reduced else 'reduced'} profile of this suite ({other}): "
+                   f"check it {'without' if reduced else 'with'} --reduced", err=True)
     text = suite_markdown(sr)
     click.echo(text)
     if github_summary and os.environ.get("GITHUB_STEP_SUMMARY"):
@@ -388,10 +443,11 @@ def data() -> None:
 def data_where(name, data_root) -> None:
     """Print the folder a dataset is read from (or how to get it)."""
     from prunebench.data import DatasetError, locate
+    from prunebench.registry import UnknownName
 
     try:
         click.echo(locate(name, data_root))
-    except DatasetError as e:
+    except (DatasetError, UnknownName) as e:
         _fail(f"error: {e}")
 
 
@@ -401,15 +457,20 @@ def data_where(name, data_root) -> None:
 def data_download(name, data_root) -> None:
     """Download a dataset into DATA_ROOT (needs internet; never done implicitly)."""
     from prunebench.data import DatasetError, dataset_info
+    from prunebench.registry import UnknownName
 
     try:
         info = dataset_info(name)
-    except DatasetError as e:
+    except (DatasetError, UnknownName) as e:
         _fail(f"error: {e}")
     if info.download is None:
         _fail(f"error: {name} cannot be downloaded: {info.how_to_get}")
     Path(data_root).mkdir(parents=True, exist_ok=True)
-    info.download(Path(data_root))
+    try:
+        info.download(Path(data_root))
+    except Exception as e:  # noqa: BLE001 - offline, a proxy, a moved mirror: one line, not torchvision's traceback
+        _fail(f"error: downloading {name} failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+              f"without internet: {info.how_to_get}")
     click.echo(f"downloaded {name} under {data_root}")
 
 

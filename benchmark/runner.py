@@ -103,6 +103,25 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_settings(settings: ExecSettings, gpus: int = 0) -> None:
+    """ValueError (one line) for execution settings this machine cannot honour, before any run starts:
+    an unknown device, CUDA without CUDA, more GPUs than there are, channels_last on the CPU."""
+    try:
+        device = resolve_device(settings.device)
+    except RuntimeError:
+        raise ValueError(f"--device {settings.device}: not a device (auto, cpu, cuda, cuda:N, mps)") from None
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and not cuda:
+        raise ValueError(f"--device {settings.device}: this machine has no CUDA GPU (torch {torch.__version__})")
+    if device.type == "cuda" and device.index is not None and device.index >= cuda:
+        raise ValueError(f"--device {settings.device}: this machine has {cuda} CUDA GPU(s)")
+    if gpus and gpus > cuda:
+        raise ValueError(f"--gpus lists {gpus} GPU(s); this machine has {cuda}")
+    if settings.channels_last and device.type == "cpu" and not gpus:
+        raise ValueError("--channels-last is a GPU setting (on the CPU, oneDNN computes wrong weight gradients for "
+                         "some convolutions in channels_last; see results/throughput_cpu.md)")
+
+
 def configure_torch(settings: ExecSettings) -> None:
     """Thread count and determinism flags, recorded in provenance (bitwise equality holds per thread count)."""
     if settings.threads:

@@ -29,6 +29,7 @@ from prunebench.data import dataset_info, expected_shape
 from prunebench.masks import ALLOCATIONS, MaskError, prunable_parameters
 from prunebench.models import ModelError, build_model, check_model
 from prunebench.planner import plan_training
+from prunebench.references import ClaimError, parse_claim
 from prunebench.spec import PRODUCER_ROLES, RESERVED_METHOD_KEYS, GoldenFile, PruneSpec, ReferencesSpec, RunSpec, SuiteSpec, TrainSpec
 
 
@@ -87,6 +88,8 @@ def load_yaml(path: str | Path) -> MarkedDict:
         text = Path(path).read_text()
     except OSError as e:
         raise SuiteError(f"{path}: cannot read suite ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise SuiteError(f"{path}: not a text file (byte 0x{e.object[e.start]:02x} at offset {e.start} is not UTF-8)") from None
     try:
         data = yaml.load(text, Loader=_loader_for(path))  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as e:
@@ -266,6 +269,8 @@ def load_suite(path: str | Path, *, reduced: bool = False, overrides: Sequence[s
     labels = [m.label for m in methods]
     if not errors:
         _check_producers(methods, raw, errors)
+    if spec is not None:
+        _check_reference_labels(spec, labels, raw, errors)
     for label in {lb for lb in labels if labels.count(lb) > 1}:
         errors.append(f"{_where(raw, ('methods',))}: methods: label {label!r} used twice; give entries distinct 'label:'s")
     if errors:
@@ -329,6 +334,23 @@ def _check_references(spec: SuiteSpec, raw: MarkedDict, errors: list[str]) -> No
         check_model(spec.model)
     except (UnknownName, ModelError, ValueError) as e:
         errors.append(f"{_where(raw, ('model', 'name'))}: model: {e}")
+
+
+def _check_reference_labels(spec: SuiteSpec, labels: list[str], raw: MarkedDict, errors: list[str]) -> None:
+    """A reference or claim naming a label the suite does not have would silently never match: refuse it."""
+    for i, ref in enumerate(spec.references.numbers):
+        if ref.method not in labels:
+            errors.append(f"{_where(raw, ('references', 'numbers', i, 'method'))}: references.numbers[{i}].method: "
+                          f"no method labelled {ref.method!r}{_suggest(ref.method, labels)}")
+    for i, claim in enumerate(spec.references.claims):
+        try:
+            parsed = parse_claim(claim.claim)
+        except ClaimError:
+            continue  # reported where claims are validated
+        named = [parsed.left.label, parsed.right.label, *(b.label for b in parsed.budgets)]
+        for label in dict.fromkeys(lb for lb in named if lb is not None and lb not in labels):
+            errors.append(f"{_where(raw, ('references', 'claims', i, 'claim'))}: references.claims[{i}]: {claim.claim!r} "
+                          f"names no method of the suite: {label!r}{_suggest(label, labels)}")
 
 
 def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], parts: bool = True) -> ResolvedMethod | None:

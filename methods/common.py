@@ -3,7 +3,7 @@ ablations of Gadhikar & Burkholz 2024, retraining with a sign perturbation, and 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -15,13 +15,14 @@ class IterativeParams(MethodParams):
     """Parameters of a method that prunes over several levels: a fraction per level or explicit targets,
     and the sign ablations of Gadhikar & Burkholz 2024 applied after every prune."""
 
-    levels: int = 5
-    fraction: float = 0.2  # of the remaining weights, per level
-    densities: list[float] | None = None  # explicit density of each level after the first (overrides the two above)
+    levels: int = Field(5, ge=1)
+    fraction: float = Field(0.2, gt=0, lt=1)  # of the remaining weights, per level
+    # explicit density of each level after the first (overrides the two above)
+    densities: list[Annotated[float, Field(gt=0, le=1)]] | None = None
     signs: SignSource = "keep"  # "init": |w| * sign(w at init); "producer": |w| * sign(w of the signs producer)
     flip_signs: float = Field(0.0, ge=0, le=1)  # sign perturbation: this fraction of unpruned weights per layer...
     flip_at: Point | None = None  # ...at this point of the level's schedule (default: right after the prune)...
-    flip_levels: list[int] | None = None  # ...in these levels (default: every level after the first)
+    flip_levels: list[Annotated[int, Field(ge=0)]] | None = None  # ...in these levels (default: every level after the first)
 
     def level_densities(self) -> list[float]:
         """Target density (fraction of prunable weights kept) of levels 1, 2, ..."""

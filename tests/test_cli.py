@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from prunebench.cli import main
 from prunebench.suite import load_suite
-from tests.conftest import REPO, bench_process, requires_fashion_mnist
+from tests.conftest import REPO, bench_process, requires_fashion_mnist, synthetic_suite
 from tests.conftest import TINY_SUITE as SUITE
 
 
@@ -69,7 +69,7 @@ def test_run_skip_dry_run_and_report(suite_file, tmp_path):
     table = first.output[first.output.index("| method"):].split("\n\n")[0]
     assert len(table.splitlines()) == 2 + 1 + 3  # header, rule, dense level 0, lrr levels 0-2
     again = bench("run", str(suite_file), "--results", results, "--no-progress")
-    assert "0 run(s) executed, 4 skipped" in again.output
+    assert "4 run(s): 4 already complete;" in again.output
     assert again.output[again.output.index("| method"):].split("\n\n")[0] == table
     plan = bench("run", str(suite_file), "--results", results, "--dry-run")
     assert "0 of 4 runs to execute, 0 epochs to train (16 epochs already done)" in plan.output
@@ -83,11 +83,11 @@ def test_run_skip_dry_run_and_report(suite_file, tmp_path):
 def test_only_and_rerun(suite_file, tmp_path):
     results = tmp_path / "r"
     result = bench("run", str(suite_file), "--results", str(results), "--only", "method=lrr,seed=1", "--no-progress")
-    assert "1 run(s) executed" in result.output
+    assert "1 run(s): 1 completed;" in result.output
     spec = next(r for r in load_suite(suite_file).runs() if r.method == "lrr" and r.seed == 1)
     assert (results / spec.run_id / "result.json").exists()
     result = bench("run", str(suite_file), "--results", str(results), "--only", "run=" + spec.run_id, "--rerun", "--no-progress")
-    assert "1 run(s) executed" in result.output
+    assert "1 run(s): 1 completed;" in result.output
     assert len(list(results.glob(f"{spec.run_id}.replaced-*"))) == 1
     assert bench("run", str(suite_file), "--only", "seed=9").exit_code == 2
 
@@ -256,4 +256,105 @@ def test_status_and_report_name_corrupt_records(suite_file, tmp_path):
     out = CliRunner().invoke(main, ["report", str(results)])
     assert out.exit_code == 0 and "junk.json: (top level): Input should be a valid dictionary" in out.output
     out = CliRunner().invoke(main, ["run", str(suite_file), "--results", str(results), "--no-progress"])
-    assert out.exit_code == 0 and "1 run(s) executed" in out.output and "the run is redone; set aside as result.json.corrupt-" in out.output
+    assert out.exit_code == 0 and "1 completed, 3 already complete" in out.output
+    assert "the run is redone; set aside as result.json.corrupt-" in out.output
+
+
+# ---- errors outside suite files: exit 2, one line, the closest valid name, nothing started
+@pytest.mark.parametrize("args, expected", [
+    (["--device", "tpu"], "error: --device tpu: not a device (auto, cpu, cuda, cuda:N, mps)"),
+    (["--device", "cuda"], "error: --device cuda: this machine has no CUDA GPU"),
+    (["--gpus", "0,1"], "error: --gpus lists 2 GPU(s); this machine has 0"),
+    (["--channels-last"], "error: --channels-last is a GPU setting"),
+    (["--only", "method=lr"], "error: --only method=lr: no run of the suite has method 'lr'; did you mean method=lrr?"),
+    (["--only", "seed=9"], "error: --only seed=9: no run of the suite has seed '9'; the suite has 0, 1"),
+])
+def test_settings_this_machine_cannot_honour_exit_2_before_anything_starts(suite_file, tmp_path, args, expected):
+    import torch
+
+    if torch.cuda.is_available() and ("cuda" in args or "--gpus" in args or "--channels-last" in args):
+        pytest.skip("this machine has a GPU")
+    out = CliRunner().invoke(main, ["run", str(suite_file), "--results", str(tmp_path / "r"), "--no-progress", *args])
+    assert _one_line_error(out).startswith(expected)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("option", ["--threads", "--jobs"])
+def test_zero_threads_or_jobs_are_refused(suite_file, tmp_path, option):
+    out = CliRunner().invoke(main, ["run", str(suite_file), "--results", str(tmp_path / "r"), option, "0"])
+    assert out.exit_code == 2 and "0 is not in the range x>=1" in out.output
+
+
+def test_repeated_only_selects_the_union(suite_file, tmp_path):
+    out = bench("run", str(suite_file), "--results", str(tmp_path / "r"), "--only", "method=lrr", "--only", "method=dense,seed=0",
+                "--dry-run")
+    assert out.exit_code == 0 and "2 of 2 runs to execute" in out.output  # lrr seed 0 and dense seed 0
+
+
+def test_a_missing_suite_file_says_so_with_the_closest_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    line = _one_line_error(CliRunner().invoke(main, ["run", "suites/fashionmnist_quik.yaml"]))
+    assert line == "error: suites/fashionmnist_quik.yaml: no such suite file; did you mean suites/fashionmnist_quick.yaml?"
+
+
+def test_a_file_of_random_bytes_is_an_invalid_suite_not_a_traceback(tmp_path):
+    path = tmp_path / "junk.yaml"
+    path.write_bytes(bytes([0xC1, 0x00, 0xFF, 0x13]) * 40)
+    out = CliRunner().invoke(main, ["validate", str(path)])
+    assert out.exit_code == 2 and f"{path}: not a text file (byte 0xc1 at offset 0 is not UTF-8)" in out.output
+    assert "Traceback" not in out.output
+
+
+def test_unknown_dataset_names_suggest_the_closest():
+    line = _one_line_error(CliRunner().invoke(main, ["data", "where", "fashion-mnist"]))
+    assert line.endswith("Did you mean 'fashion_mnist'?")
+
+
+def test_version():
+    out = CliRunner().invoke(main, ["--version"])
+    assert out.exit_code == 0 and out.output.startswith("bench (prunebench) ")
+
+
+def test_check_of_the_other_profile_says_which_the_directory_holds(suite_file, tmp_path):
+    reduced = tmp_path / "r.yaml"
+    reduced.write_text(SUITE + "reduced: {seeds: [0]}\n")
+    assert bench("run", str(reduced), "--results", str(tmp_path / "r"), "--reduced", "--no-progress").exit_code == 0
+    out = CliRunner().invoke(main, ["check", str(reduced), "--results", str(tmp_path / "r")])
+    assert out.exit_code == 3 and "holds the reduced profile of this suite" in out.output and "check it with --reduced" in out.output
+
+
+def test_the_summary_counts_each_run_as_what_happened_to_it():
+    from prunebench.cli import outcome_summary
+    from prunebench.runner import Outcome
+
+    outcomes = [Outcome("a", "complete"), Outcome("b", "interrupted", "stopped at step 3 of level 0; checkpoint written"),
+                Outcome("c", "interrupted", "not started: stop requested"), Outcome("d", "skipped"),
+                Outcome("e", "failed", "failed earlier (use --retry-failed)")]
+    assert outcome_summary(outcomes) == ("5 run(s): 1 completed, 1 interrupted (checkpointed), 1 not started, 1 already complete, "
+                                         "1 failed before (--retry-failed)")
+
+
+@pytest.mark.parametrize("claim, message", [
+    ("ip >= dense", "names no method of the suite: 'ip'; did you mean 'imp'?"),
+    ("lrr >= imp where train_flops <= 2 * rgl", "names no method of the suite: 'rgl'"),
+])
+def test_references_and_claims_must_name_the_suites_labels(tmp_path, claim, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(synthetic_suite("s", "  - name: dense\n  - {name: imp, levels: 1}\n  - {name: lrr, levels: 1}\n")
+                    + f"references:\n  claims:\n    - {{claim: '{claim}', source: test}}\n"
+                    + "  numbers:\n    - {method: lr, sparsity: 50, mean: 90, source: test}\n")
+    out = CliRunner().invoke(main, ["validate", str(path)])
+    assert out.exit_code == 2 and message in out.output, out.output
+    assert "references.numbers[0].method: no method labelled 'lr'; did you mean 'lrr'?" in out.output
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("{name: lrr, fraction: 1.5}", "methods[0].fraction: Input should be less than 1 (got 1.5)"),
+    ("{name: imp, levels: 0}", "methods[0].levels: Input should be greater than or equal to 1 (got 0)"),
+    ("{name: imp, densities: [0.5, 1.5]}", "methods[0].densities[1]: Input should be less than or equal to 1 (got 1.5)"),
+])
+def test_iterative_parameters_are_bounded_at_validation(tmp_path, entry, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(synthetic_suite("s", f"  - {entry}\n"))
+    out = CliRunner().invoke(main, ["validate", str(path)])
+    assert out.exit_code == 2 and message in out.output, out.output

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 
 import pytest
@@ -47,7 +48,7 @@ def test_two_runners_on_one_results_directory_execute_each_run_once(tmp_path):
     procs = [bench_process("run", str(suite), "--results", str(results), "--threads", "1", "--no-progress") for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    executed = [int(err.split(" run(s) executed")[0].split()[-1]) for _, err in outputs]
+    executed = [int(m.group(1)) if (m := re.search(r"(\d+) completed", err)) else 0 for _, err in outputs]
     assert sum(executed) == 9, outputs  # 3 methods x 3 seeds, each executed by exactly one runner
     for result in results.glob("*/result.json"):
         assert not json.loads((result.parent / "provenance.json").read_text()).get("resumes")
