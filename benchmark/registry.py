@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 import pkgutil
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
+from prunebench.messages import LOGGER
+
 T = TypeVar("T")
+log = logging.getLogger(LOGGER)
 
 
 class UnknownName(LookupError):
@@ -30,6 +34,28 @@ class UnknownName(LookupError):
         self.kind, self.name, self.known = kind, name, list(known)
 
 
+class NameTaken(ValueError):
+    """A second object registered under a name another one has."""
+
+
+def _origin(obj: object) -> str:
+    """Where an entry was defined: module.qualname of a class or function, else of its type."""
+    source = obj if hasattr(obj, "__qualname__") else type(obj)
+    return f"{source.__module__}.{source.__qualname__}"
+
+
+def _same_entry(a: object, b: object) -> bool:
+    """The same object, a class or function defined at the same place (a re-imported module), or equal values."""
+    if a is b:
+        return True
+    if hasattr(a, "__qualname__") and hasattr(b, "__qualname__"):
+        return _origin(a) == _origin(b)
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - values that cannot be compared are different entries
+        return False
+
+
 class Registry(Generic[T]):
     """Named plugins of one kind, loaded lazily: built-in modules first (``"pkg.*"``: every module of
     a package), then the entry-point group."""
@@ -39,7 +65,7 @@ class Registry(Generic[T]):
         self.group = f"prunebench.{kind}s"
         self._builtins = tuple(builtins)
         self._entries: dict[str, T] = {}
-        self._loaded = False
+        self._loaded = self._builtins_loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@METHODS.register("imp")``."""
@@ -51,6 +77,13 @@ class Registry(Generic[T]):
         return deco
 
     def add(self, name: str, obj: T) -> T:
+        """Register ``obj`` as ``name``; NameTaken if another object has the name (a plugin may not
+        silently replace a built-in: its runs would carry the built-in's name and run ids)."""
+        self._load_builtins()  # a plugin imported before the first lookup still meets the built-ins' names
+        current = self._entries.get(name)
+        if current is not None and not _same_entry(current, obj):
+            raise NameTaken(f"{self.kind} {name!r} is registered already (by {_origin(current)}); "
+                            f"{_origin(obj)} may not replace it: register it under another name")
         self._entries[name] = obj
         return obj
 
@@ -59,6 +92,18 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
+        self._load_builtins()
+        for ep in entry_points(group=self.group):
+            try:
+                ep.load()
+            except Exception as e:  # noqa: BLE001 - one broken plugin must not stop every command
+                log.warning("plugin %s (%s) of entry-point group %s is left out: %s: %s", getattr(ep, "name", "?"),
+                            getattr(ep, "value", "?"), self.group, type(e).__name__, e)
+
+    def _load_builtins(self) -> None:
+        if self._builtins_loaded:
+            return
+        self._builtins_loaded = True
         for module in self._builtins:
             if module.endswith(".*"):  # every module of a package: a new built-in needs no import list
                 package = importlib.import_module(module[:-2])
@@ -66,8 +111,6 @@ class Registry(Generic[T]):
                     importlib.import_module(info.name)
             else:
                 importlib.import_module(module)
-        for ep in entry_points(group=self.group):
-            ep.load()
 
     def names(self) -> list[str]:
         self.load()

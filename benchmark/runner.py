@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from prunebench.api import get_method
+from prunebench.api import get_method, get_scorer
 from prunebench.data import DataCache, DatasetError, DeviceLoader
 from prunebench.masks import prunable_parameters
 from prunebench.messages import LOGGER
@@ -132,8 +132,23 @@ def configure_torch(settings: ExecSettings) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def provenance(settings: ExecSettings, device: torch.device) -> dict[str, Any]:
-    """Where and with what this run executed: code version, packages, device, threads."""
+def plugin_versions(spec: RunSpec | None) -> dict[str, str | None]:
+    """The distributions (and versions) of the third-party code a run used: its method and scorer
+    when they come from a plugin (by top-level module; None when no installed distribution has it)."""
+    if spec is None:
+        return {}
+    objects = [get_method(spec.method)] + ([get_scorer(spec.prune.scorer)] if spec.prune is not None else [])
+    tops = {obj.__module__.split(".")[0] for obj in objects} - {"prunebench"}
+    found: dict[str, str | None] = {}
+    distributions = metadata.packages_distributions() if tops else {}
+    for top in sorted(tops):
+        for dist in distributions.get(top, []) or [None]:
+            found[dist or top] = metadata.version(dist) if dist else None
+    return found
+
+
+def provenance(settings: ExecSettings, device: torch.device, spec: RunSpec | None = None) -> dict[str, Any]:
+    """Where and with what this run executed: code version, packages (and plugins), device, threads."""
     packages = {}
     for name in ("prunebench", "torch", "torchvision", "timm", "numpy", "pydantic", "pandas"):
         try:
@@ -148,6 +163,7 @@ def provenance(settings: ExecSettings, device: torch.device) -> dict[str, Any]:
         "argv": sys.argv,
         "git": _git_state(),
         "packages": packages,
+        "plugins": plugin_versions(spec),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "torch_threads": torch.get_num_threads(),
@@ -214,7 +230,7 @@ def _run_standalone(spec: RunSpec, run: RunDir, method: type, settings: ExecSett
     with run.lock():
         try:
             configure_torch(settings)
-            run.start(provenance(settings, torch.device("cpu")))
+            run.start(provenance(settings, torch.device("cpu"), spec))
             session = StandaloneSession(spec, run)
             method().run(session, method.Params.model_validate(spec.params))
             wall = time.perf_counter() - started
@@ -251,7 +267,7 @@ def _resumable_state(run: RunDir, settings: ExecSettings, device: torch.device) 
     if state is None:
         return None
     try:
-        run.resume(state["metrics_count"], provenance(settings, device))
+        run.resume(state["metrics_count"], provenance(settings, device, run.spec))
     except CorruptRecord as e:
         log.warning("%s; the checkpoint of run %s is discarded and the run restarts", e, run.run_id)
         run.drop_checkpoints()
@@ -297,7 +313,7 @@ def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCach
             if state is not None:
                 session.load_state_dict(state)
             else:
-                run.start(provenance(settings, device))
+                run.start(provenance(settings, device, spec))
             method().run(session, method.Params.model_validate(spec.params))
             wall = time.perf_counter() - started
             run.update_provenance(wall_time_s=wall, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

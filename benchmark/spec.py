@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Bump when a code change alters the results of an unchanged spec, or what its checkpoints mean (the
 # operation numbers a resumed run replays to): every run id changes with it.
@@ -228,10 +228,22 @@ RESERVED_METHOD_KEYS = ("name", "label", "train", "prune", "sweep", "from")
 PRODUCER_ROLES = ("masks", "signs")  # what a run may take, level by level, from another run of its suite
 
 
+# Values that become part of a path: a plain file name (no separator, not "." or ".."), a run id.
+def _not_dots(name: str) -> str:
+    if name in (".", ".."):
+        raise ValueError(f"{name!r} is not a file name")
+    return name
+
+
+FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", description="a plain file name: letters, digits, _ . -"),
+                     AfterValidator(_not_dots)]
+RunId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+
+
 class SuiteSpec(StrictModel):
     """A validated suite. Method entries stay raw here; suite.py resolves them per method."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: FileName
     description: str = ""
     notes: list[str] = Field(default_factory=list, description="protocol choices and deviations, shown in reports")
     metric: str = Field("test acc", description="what the reported percentage is (e.g. 'success rate' for a toy experiment)")
@@ -266,7 +278,7 @@ class RunSpec(StrictModel):
     method: str
     params: dict[str, Any]
     seed: int
-    producers: dict[str, str] = Field(default_factory=dict, description="role -> run id of the run it takes masks/signs from")
+    producers: dict[str, RunId] = Field(default_factory=dict, description="role -> run id of the run it takes masks/signs from")
     id_params: dict[str, Any] | None = Field(None, description="the params the run id hashes: those not at their "
                                              "method's default (nested defaults left out too), found when the suite is "
                                              "expanded; None: all of ``params``")

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from prunebench.messages import LOGGER
 from prunebench.records import EpochRecord, FileDigest, RunResult, parse_row
-from prunebench.spec import RunSpec
+from prunebench.spec import FileName, RunSpec
 
 SUITES_DIR = "suites"
 LEVEL_FILES = ("masks", "signs")  # per-level record folders, digested into result.json
@@ -429,7 +429,7 @@ class ResolvedSuite(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str
+    name: FileName  # it names files of reports: never a path
     source: str | None = None
     runs: list[dict[str, Any]]
 
@@ -449,6 +449,7 @@ def save_resolved_suite(results: Path, name: str, specs: Sequence[RunSpec], meta
         current = None
     if current == text:
         return path
+    ResolvedSuite.model_validate(record)  # a name that is not a plain file name never reaches the disk
     old = read_json(path) if current is not None else None
     if isinstance(old, dict) and old.get("source") and meta.get("source") and \
             Path(old["source"]).resolve() != Path(meta["source"]).resolve():

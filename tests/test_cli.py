@@ -358,3 +358,30 @@ def test_iterative_parameters_are_bounded_at_validation(tmp_path, entry, message
     path.write_text(synthetic_suite("s", f"  - {entry}\n"))
     out = CliRunner().invoke(main, ["validate", str(path)])
     assert out.exit_code == 2 and message in out.output, out.output
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/absolute-escape", ".."])
+def test_a_record_naming_a_path_never_writes_outside_the_output_dir(suite_file, tmp_path, name):
+    results, out = tmp_path / "deep" / "r", tmp_path / "deep" / "out"
+    assert bench("run", str(suite_file), "--results", str(results), "--no-progress").exit_code == 0
+    record = json.loads((results / "suites" / "tiny.json").read_text())
+    (results / "suites" / "evil.json").write_text(json.dumps({**record, "name": name}))
+    before = set(tmp_path.rglob("*")) | set(Path("/tmp").glob("absolute-escape*"))
+    result = CliRunner().invoke(main, ["report", str(results), "-o", str(out)])
+    assert result.exit_code == 0 and "evil.json: name:" in result.output and "its suite is left out" in result.output
+    written = (set(tmp_path.rglob("*")) | set(Path("/tmp").glob("absolute-escape*"))) - before
+    assert written and all(p.is_relative_to(out) for p in written), written
+
+
+def test_suite_names_and_producer_ids_are_plain_names():
+    from pydantic import ValidationError
+
+    from prunebench.spec import SuiteSpec
+    from tests.conftest import tiny_spec
+
+    SuiteSpec.model_validate({"name": "a_suite-v1.2", "methods": [{"name": "dense"}], "seeds": [0]})
+    for bad in ("../x", "/abs", "..", ".", "a/b"):
+        with pytest.raises(ValidationError, match="name"):
+            SuiteSpec.model_validate({"name": bad, "methods": [{"name": "dense"}], "seeds": [0]})
+    with pytest.raises(ValidationError, match="producers.masks"):
+        tiny_spec(producers={"masks": "../../elsewhere"})

@@ -94,3 +94,42 @@ def test_an_unknown_name_gives_one_message_shape_in_every_registry(kind, names, 
     assert isinstance(e.value, LookupError)
     assert str(e.value) == f"unknown {kind} {wrong!r}; known: {', '.join(known)}. Did you mean {closest!r}?"
     assert (e.value.kind, e.value.name, e.value.known) == (kind, wrong, known)
+
+
+def _registry_with_plugin(monkeypatch, load):
+    class EntryPoint:
+        name, value = "broken", "broken_pkg.methods"
+
+        def load(self):
+            load()
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()] if group == "prunebench.widgets" else [])
+    widgets = Registry("widget")
+
+    @widgets.register("builtin")
+    def builtin():
+        return None
+
+    return widgets, builtin
+
+
+def test_a_plugin_that_fails_to_import_is_named_and_left_out(monkeypatch, caplog):
+    def load():
+        raise ImportError("No module named 'torch_pruning_extras'")
+
+    widgets, builtin = _registry_with_plugin(monkeypatch, load)
+    assert widgets.get("builtin") is builtin  # every other name still works
+    assert ("plugin broken (broken_pkg.methods) of entry-point group prunebench.widgets is left out: "
+            "ImportError: No module named 'torch_pruning_extras'") in caplog.text
+
+
+def test_a_plugin_may_not_replace_a_built_in(monkeypatch, caplog):
+    def impostor():
+        return "not the built-in"
+
+    widgets, builtin = _registry_with_plugin(monkeypatch, lambda: widgets.add("builtin", impostor))
+    assert widgets.get("builtin") is builtin
+    assert "widget 'builtin' is registered already (by tests.test_registry._registry_with_plugin.<locals>.builtin)" in caplog.text
+    with pytest.raises(registry.NameTaken):
+        api.register_method("imp")(type("Imp", (api.Method,), {"run": lambda self, s, p: None}))
+    assert api.get_method("imp").__module__ == "prunebench.methods.imp"

@@ -148,3 +148,22 @@ def test_checkpoint_interval_limits_mid_level_checkpoints(tmp_path, monkeypatch)
     saved.clear()
     run_one(spec, tmp_path / "b", ExecSettings(checkpoint_every=1, checkpoint_interval_s=3600))
     assert saved == [(3, None), (9, None)]  # level ends only
+
+
+def test_provenance_names_the_plugin_a_run_used(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from prunebench import api
+    from prunebench.runner import plugin_versions
+
+    assert plugin_versions(tiny_spec(method="lrr")) == {}  # built-ins only
+
+    def outside(ctx):
+        return {name: p.detach().abs() for name, p in ctx.params.items()}
+
+    outside.__module__ = "torch.nn.outside"  # as if an installed third-party distribution provided it
+    monkeypatch.setitem(api.SCORERS._entries, "outside", outside)
+    spec = tiny_spec(method="lrr", params={"levels": 1}, prune={"scorer": "outside"})
+    assert plugin_versions(spec) == {"torch": metadata.version("torch")}
+    run_one(spec, tmp_path, ExecSettings())
+    assert json.loads((RunDir(tmp_path, spec).path / "provenance.json").read_text())["plugins"] == {"torch": metadata.version("torch")}

@@ -13,6 +13,8 @@ from prunebench.report.tables import suite_csv, suite_markdown
 def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "") -> list[Path]:
     """<name>.md (with ``extra_markdown`` appended), <name>.csv and <name>.png in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if Path(sr.name).name != sr.name or sr.name in (".", ".."):  # records are input too: never write outside out_dir
+        raise ValueError(f"suite name {sr.name!r} is not a plain file name")
     written = []
     markdown = suite_markdown(sr) + (f"\n{extra_markdown}" if extra_markdown else "")
     for suffix, text in ((".md", markdown), (".csv", suite_csv(sr))):
