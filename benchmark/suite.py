@@ -259,7 +259,8 @@ def load_suite(path: str | Path, *, reduced: bool = False, overrides: Sequence[s
         _check_references(spec, raw, errors)
     except ValidationError as e:
         spec = None
-        errors += [_describe(err, raw, SuiteSpec) for err in e.errors()]
+        top = ("extends",)  # popped before validation: its misspelling is worth a suggestion too
+        errors += [_describe(err, raw, SuiteSpec, extra_valid=top if len(err["loc"]) == 1 else ()) for err in e.errors()]
     # Method entries are checked even when the rest failed, so one pass reports every problem;
     # their train/prune blocks only when the suite's own validated (else the same error repeats).
     entries = raw.get("methods") if isinstance(raw.get("methods"), list) else []
@@ -356,7 +357,9 @@ def _check_reference_labels(spec: SuiteSpec, labels: list[str], raw: MarkedDict,
 def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], parts: bool = True) -> ResolvedMethod | None:
     loc = ("methods", i)
     if not isinstance(entry, dict) or "name" not in entry:
-        errors.append(f"{_where(raw, loc)}: methods[{i}]: a method entry is a mapping with at least 'name:'")
+        close = difflib.get_close_matches("name", [str(k) for k in entry], n=1, cutoff=0.6) if isinstance(entry, dict) else []
+        hint = f"; found {close[0]!r}: did you mean 'name'?" if close else ""
+        errors.append(f"{_where(raw, loc)}: methods[{i}]: a method entry is a mapping with at least 'name:'{hint}")
         return None
     try:
         method = get_method(str(entry["name"]))
@@ -389,8 +392,9 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
             validated = method.Params.model_validate({**params, **point})
         except ValidationError as e:
             for err in e.errors():
-                errors.append(_describe(err, raw, method.Params, prefix=loc, extra_valid=RESERVED_METHOD_KEYS,
-                                        what=f"method {method.name!r}"))
+                swept = bool(err["loc"]) and err["loc"][0] in sweep  # written under sweep: (maybe in a reduced block)
+                errors.append(_describe(err, raw, method.Params, prefix=(*loc, "sweep") if swept else loc,
+                                        extra_valid=RESERVED_METHOD_KEYS, what=f"method {method.name!r}"))
             break
         variant = ",".join(f"{k}={v}" for k, v in point.items())
         params_of_run, defaults[variant] = resolved_params(validated)

@@ -228,3 +228,44 @@ def test_a_method_parameter_at_its_default_is_not_part_of_the_run_id(monkeypatch
     monkeypatch.setattr(LRR, "Params", Later)
     assert tiny_spec(method="lrr", params={"new_knob": False}).run_id == implicit.run_id
     assert tiny_spec(method="lrr", params={"new_knob": True}).run_id != implicit.run_id
+
+
+SWEPT = """\
+name: s
+data:
+  dataset: synthetic
+  synthetic: {channels: 1, size: 8, classes: 4, train_size: 128, test_size: 64}
+model: {name: lenet_300_100, options: {hidden: [16]}}
+train:
+  epochs: 2
+  batch_size: 32
+  optimizer: {name: sgd, lr: 0.1, momentum: 0.9}
+  schedule: {name: cosine, unit: step}
+methods:
+  - name: dense
+  - {name: pai, label: snip, sweep: {density: [0.1, 0.5]}}
+seeds: [0]
+"""
+
+
+@pytest.mark.parametrize("reduced, line, message", [
+    ("{methods: {snip: {sweep: {densty: [0.5]}}}}", 15,
+     "methods[1].sweep.densty: unknown key 'densty' for method 'pai'; did you mean 'density'?"),
+    ("{methods: {snip: {sweep: {density: [abc]}}}}", 15, "methods[1].sweep.density: Input should be a valid number"),
+    ("{methods: {snip: {rounds: abc}}}", 15, "methods[1].rounds: Input should be a valid integer"),
+])
+def test_errors_in_a_reduced_blocks_method_overrides_name_their_line(tmp_path, reduced, line, message):
+    path = write(tmp_path, SWEPT + f"reduced: {reduced}\n")
+    with pytest.raises(SuiteError) as caught:
+        load_suite(path, reduced=True)
+    assert f"{path}:{line}: {message}" in str(caught.value)
+
+
+def test_misspelt_name_and_extends_get_a_suggestion(tmp_path):
+    path = write(tmp_path, SWEPT.replace("  - name: dense", "  - nmae: dense"))
+    with pytest.raises(SuiteError, match=r"s.yaml:12: methods\[0\]: a method entry is a mapping with at least 'name:'; "
+                                         r"found 'nmae': did you mean 'name'\?"):
+        load_suite(path)
+    path = write(tmp_path, SWEPT + "extnds: base.yaml\n")
+    with pytest.raises(SuiteError, match=r"s.yaml:15: extnds: unknown key 'extnds'; did you mean 'extends'\?"):
+        load_suite(path)
