@@ -385,3 +385,11 @@ def test_suite_names_and_producer_ids_are_plain_names():
             SuiteSpec.model_validate({"name": bad, "methods": [{"name": "dense"}], "seeds": [0]})
     with pytest.raises(ValidationError, match="producers.masks"):
         tiny_spec(producers={"masks": "../../elsewhere"})
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_as_readme_documents_it(shell):
+    """README: eval "$(_BENCH_COMPLETE=bash_source bench)" (zsh_source, fish_source)."""
+    assert "_BENCH_COMPLETE=bash_source bench" in (REPO / "README.md").read_text()
+    out = CliRunner().invoke(main, [], prog_name="bench", env={"_BENCH_COMPLETE": f"{shell}_source"})
+    assert out.exit_code == 0 and "_BENCH_COMPLETE" in out.output and "bench" in out.output
