@@ -132,10 +132,12 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
     from prunebench import app
     from prunebench.data import DatasetError
     from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite
+    from prunebench.messages import say_levels
     from prunebench.report import suite_markdown
     from prunebench.runner import InvocationError, stop_on_signals
     from prunebench.store import SuiteClash
 
+    say_levels()
     loaded = _load(suite, reduced, overrides)
     try:
         shard_of = parse_shard(shard) if shard else None

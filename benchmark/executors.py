@@ -27,7 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from prunebench.data import DataCache
-from prunebench.messages import say_warnings
+from prunebench.messages import say_levels, say_warnings
 from prunebench.planner import plan_training
 from prunebench.runner import INVOCATION_FAULTS, InvocationError, Outcome, producers_waited_for, run_one, stop_on_signals
 from prunebench.spec import ExecSettings, RunSpec
@@ -208,6 +208,7 @@ _worker_state: dict[str, Any] = {}
 def _init_worker(workers: queue.Queue, progress: Any, settings: ExecSettings) -> None:
     worker: Worker = workers.get()
     say_warnings()
+    say_levels()
     os.environ.update(worker.env)  # before the first CUDA call of this process
     stop = stop_on_signals().__enter__()  # for the life of the worker: stop its run at the next step, checkpointed
     _worker_state.update(

@@ -11,6 +11,7 @@ and replayed).
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,12 +34,15 @@ from prunebench.api import (
 from prunebench.connectivity import effective_density
 from prunebench.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
 from prunebench.masks import Masks, Scores, allocate, drop_and_grow, full_masks, mask_stats, pack
+from prunebench.messages import LEVELS
 from prunebench.models.init import NORM_LAYERS
 from prunebench.records import EpochRecord, LevelRecord
 from prunebench.seeds import derive_seed
 from prunebench.sparsity import cubic_density, drop_fraction, is_update_step
 from prunebench.spec import Point, RunSpec, level_steps
 from prunebench.train import EpochStats, PartialEpoch, Trainer
+
+levels_log = logging.getLogger(LEVELS)
 
 
 class Recorder(Protocol):
@@ -399,6 +403,8 @@ class TrainingSession:
             **self._versus_previous_level(signs), **extra,
         )
         self.levels.append(row)
+        levels_log.info("%s seed %d level %d: %.2f%% of weights, test acc %.2f%%, %.1f s", self.spec.label, self.spec.seed,
+                        level, 100 * row.density, 100 * row.test_accuracy, row.wall_time_s)
         self.recorder.append_metrics(row.model_dump(mode="json", exclude_none=True))
         self.recorder.save_masks(level, pack(self.masks))
         self.recorder.save_signs(level, pack(signs))

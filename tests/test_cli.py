@@ -393,3 +393,10 @@ def test_shell_completion_as_readme_documents_it(shell):
     assert "_BENCH_COMPLETE=bash_source bench" in (REPO / "README.md").read_text()
     out = CliRunner().invoke(main, [], prog_name="bench", env={"_BENCH_COMPLETE": f"{shell}_source"})
     assert out.exit_code == 0 and "_BENCH_COMPLETE" in out.output and "bench" in out.output
+
+
+def test_a_line_per_finished_level(suite_file, tmp_path):
+    out = CliRunner().invoke(main, ["run", str(suite_file), "--results", str(tmp_path / "r"), "--only", "method=lrr,seed=1"])
+    lines = [line for line in out.output.splitlines() if line.startswith("lrr seed 1 level ")]
+    assert [line.split(":")[0] for line in lines] == ["lrr seed 1 level 0", "lrr seed 1 level 1", "lrr seed 1 level 2"], out.output
+    assert "25.00% of weights, test acc " in lines[2] and lines[2].endswith(" s")
