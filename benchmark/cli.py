@@ -40,12 +40,12 @@ def _load(path: str, reduced: bool, overrides: tuple[str, ...]):
 
 def _closest_suite(path: str) -> str:
     """'; did you mean ...?' with the closest suite file beside it or under suites/ (or nothing)."""
-    import difflib
+    from prunebench.registry import closest
 
     given = Path(path)
     candidates = {str(c) for folder in {given.parent, Path("suites")} if folder.is_dir() for c in folder.glob("*.yaml")}
-    close = difflib.get_close_matches(str(given), sorted(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
+    close = closest(str(given), sorted(candidates))
+    return f"; did you mean {close}?" if close else ""
 
 
 def _parse_only(only: tuple[str, ...]) -> dict[str, set[str]]:
@@ -64,14 +64,14 @@ def _parse_only(only: tuple[str, ...]) -> dict[str, set[str]]:
 
 def _check_selection(selection: dict[str, set[str]], specs) -> None:
     """Every --only value must name something of the suite (a typo would silently select nothing)."""
-    import difflib
+    from prunebench.registry import closest
 
     known = {"method": {s.method for s in specs}, "label": {s.label for s in specs}, "seed": {str(s.seed) for s in specs},
              "run": {s.run_id for s in specs}}
     for key, values in selection.items():
         for value in sorted(values - known[key]):
-            close = difflib.get_close_matches(value, sorted(known[key]), n=1)
-            hint = f"; did you mean {key}={close[0]}?" if close else f"; the suite has {', '.join(sorted(known[key])[:12])}"
+            close = closest(value, sorted(known[key]))
+            hint = f"; did you mean {key}={close}?" if close else f"; the suite has {', '.join(sorted(known[key])[:12])}"
             _fail(f"error: --only {key}={value}: no run of the suite has {key} {value!r}{hint}")
 
 

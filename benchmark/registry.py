@@ -24,12 +24,18 @@ T = TypeVar("T")
 log = logging.getLogger(LOGGER)
 
 
+def closest(name: str, valid: Sequence[str]) -> str | None:
+    """The valid name a misspelt ``name`` most likely meant (every did-you-mean of the harness), or None."""
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 class UnknownName(LookupError):
     """A name no registry entry has; the message lists the known ones and the closest."""
 
     def __init__(self, kind: str, name: str, known: Sequence[str]) -> None:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = closest(name, known)
+        hint = f" Did you mean {close!r}?" if close else ""
         super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known)}.{hint}")
         self.kind, self.name, self.known = kind, name, list(known)
 

@@ -119,6 +119,12 @@ def load_tensors(path: Path) -> Any:
         raise CorruptRecord(path, f"unreadable ({type(e).__name__}: {first})") from None
 
 
+def _schema_error(e: ValidationError) -> str:
+    """A record's first schema violation: 'key.path: message'."""
+    first = e.errors()[0]
+    return f"{'.'.join(map(str, first['loc'])) or '(top level)'}: {first['msg']}"
+
+
 def digest(path: Path) -> FileDigest:
     data = path.read_bytes()
     return FileDigest(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
@@ -163,9 +169,7 @@ class RunDir:
         try:
             result = RunResult.model_validate(raw)
         except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(map(str, first["loc"])) or "(top level)"
-            raise CorruptRecord(path, f"{where}: {first['msg']}") from None
+            raise CorruptRecord(path, _schema_error(e)) from None
         if result.run_id != self.run_id:
             raise CorruptRecord(path, f"holds run {result.run_id}, not {self.run_id}")
         for name, expected in result.files.items():
@@ -486,6 +490,5 @@ def _resolved_suite(path: Path) -> dict[str, Any]:
         suite = ResolvedSuite.model_validate(raw)
         specs = [RunSpec.model_validate({k: v for k, v in r.items() if k != "run_id"}) for r in suite.runs]
     except ValidationError as e:
-        first = e.errors()[0]
-        raise CorruptRecord(path, f"{'.'.join(map(str, first['loc'])) or '(top level)'}: {first['msg']}") from None
+        raise CorruptRecord(path, _schema_error(e)) from None
     return {**raw, "runs": specs, "raw_runs": suite.runs}

@@ -10,7 +10,6 @@ value given on the command line. Within ``methods``, an override addresses an en
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import types
@@ -30,6 +29,7 @@ from prunebench.masks import ALLOCATIONS, MaskError, prunable_parameters
 from prunebench.models import ModelError, build_model, check_model
 from prunebench.planner import plan_training
 from prunebench.references import ClaimError, parse_claim
+from prunebench.registry import closest
 from prunebench.spec import PRODUCER_ROLES, RESERVED_METHOD_KEYS, GoldenFile, PruneSpec, ReferencesSpec, RunSpec, SuiteSpec, TrainSpec
 
 
@@ -357,8 +357,8 @@ def _check_reference_labels(spec: SuiteSpec, labels: list[str], raw: MarkedDict,
 def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], parts: bool = True) -> ResolvedMethod | None:
     loc = ("methods", i)
     if not isinstance(entry, dict) or "name" not in entry:
-        close = difflib.get_close_matches("name", [str(k) for k in entry], n=1, cutoff=0.6) if isinstance(entry, dict) else []
-        hint = f"; found {close[0]!r}: did you mean 'name'?" if close else ""
+        typo = next((k for k in entry if closest(str(k), ["name"])), None) if isinstance(entry, dict) else None
+        hint = f"; found {typo!r}: did you mean 'name'?" if typo is not None else ""
         errors.append(f"{_where(raw, loc)}: methods[{i}]: a method entry is a mapping with at least 'name:'{hint}")
         return None
     try:
@@ -570,8 +570,8 @@ def _dotted(loc: tuple) -> str:
 
 
 def _suggest(name: str, valid: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(name, list(valid))
+    return f"; did you mean {close!r}?" if close else ""
 
 
 def _fields_at(model: Any, loc: tuple) -> list[str] | None:
