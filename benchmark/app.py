@@ -22,11 +22,10 @@ from typing import Any
 
 import pandas as pd
 
-from prunebench.data import require_files
-from prunebench.executors import PlannedRun, Worker, in_shard, plan_suite, run_local, run_pool
+from prunebench.executors import PlannedRun, Worker, plan_suite, require_data, run_local, run_pool, select
 from prunebench.report import SuiteResults, collect, leaderboard_rows, suites_in
 from prunebench.runner import Outcome
-from prunebench.spec import ExecSettings, RunSpec
+from prunebench.spec import ExecSettings
 from prunebench.store import save_resolved_suite
 from prunebench.suite import Suite, load_suite
 
@@ -51,16 +50,6 @@ def suite_meta(suite: Suite, overrides: Sequence[str] = ()) -> dict[str, Any]:
             "references": spec.references.model_dump(mode="json")}
 
 
-def select(specs: Sequence[RunSpec], only: Mapping[str, set[str]] | None = None,
-           shard: tuple[int, int] | None = None) -> list[RunSpec]:
-    """The runs whose method, label, seed and run id are among ``only``'s values, in ``shard``."""
-    def chosen(spec: RunSpec) -> bool:
-        fields = {"method": spec.method, "label": spec.label, "seed": str(spec.seed), "run": spec.run_id}
-        return all(fields[k] in values for k, values in (only or {}).items())
-
-    return [s for s in specs if chosen(s) and in_shard(s, shard)]
-
-
 @dataclass(frozen=True)
 class SuiteRun:
     """What running a suite did: each executed or skipped run's outcome, and the suite's results."""
@@ -79,9 +68,7 @@ def execute_suite(suite: Suite, plans: Sequence[PlannedRun], results: Path, sett
     """Record the resolved suite beside the runs, execute the planned runs (in this process, or on
     ``workers``), then collect the suite's results and verdicts from the records."""
     results = Path(results)
-    for data in {p.spec.data.model_dump_json(): p.spec.data for p in plans
-                 if p.status != "complete" and p.spec.data is not None}.values():
-        require_files(data, settings.data_root)  # DatasetError before anything starts
+    require_data(plans, settings.data_root)  # DatasetError before anything starts
     save_resolved_suite(results, result_name(suite), suite.runs(), suite_meta(suite, overrides))
     if workers:
         outcomes = run_pool(plans, results, settings, workers, retry_failed=retry_failed, progress=progress,

@@ -129,13 +129,8 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         checkpoint_every, checkpoint_interval, deterministic, compile_step, channels_last, no_progress, check_after, gpus,
         jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
-    from prunebench import app
-    from prunebench.data import DatasetError
-    from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite
+    from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite, select
     from prunebench.messages import say_levels
-    from prunebench.report import suite_markdown
-    from prunebench.runner import InvocationError, stop_on_signals
-    from prunebench.store import SuiteClash
 
     say_levels()
     loaded = _load(suite, reduced, overrides)
@@ -146,7 +141,7 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         _fail(f"error: {e}")
     selection = _parse_only(only)
     _check_selection(selection, loaded.runs())
-    specs = app.select(loaded.runs(), selection, shard_of)
+    specs = select(loaded.runs(), selection, shard_of)
     if not specs:
         _fail(f"error: --only/--shard select none of the suite's {len(loaded.runs())} runs")
     results_dir = Path(results)
@@ -173,6 +168,19 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
     if dry_run:
         _print_plan(plans, retry_failed, results_dir)
         return
+    from prunebench.data import DatasetError
+    from prunebench.executors import require_data
+
+    try:
+        require_data(plans, data_root)
+    except DatasetError as e:
+        _invocation_fault(e, results_dir)
+    click.echo(plan_line(loaded.name, plans, retry_failed, results_dir, settings, workers), err=True)
+    from prunebench import app  # the rest of the harness (pandas, the report) after the plan line
+    from prunebench.report import suite_markdown
+    from prunebench.runner import InvocationError, stop_on_signals
+    from prunebench.store import SuiteClash
+
     started = time.perf_counter()
     try:
         with stop_on_signals() as stop:  # SIGINT/SIGTERM/SIGUSR1: checkpoint at the next step, then exit 3
@@ -188,6 +196,27 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         sys.exit(_check_exit(done.results, strict=False))
     if done.incomplete:
         sys.exit(EXIT_INCOMPLETE)
+
+
+def plan_line(name: str, plans, retry_failed: bool, results_dir: Path, settings: ExecSettings, workers) -> str:
+    """What this invocation will do, in one line, before anything slow starts: 'bench run fashionmnist_quick:
+    6 runs, 4 to do, 2 done; 60 epochs to train; records in runs/; device cpu, 2 threads'."""
+    import torch
+
+    from prunebench.executors import to_run
+
+    todo, _ = to_run(plans, retry_failed)
+    done = sum(p.status == "complete" for p in plans)
+    failed = sum(p.status == "failed" for p in plans) if not retry_failed else 0
+    if workers:
+        where = f"{len(workers)} workers ({', '.join(sorted({w.device for w in workers}))}"
+        where += f", {workers[0].threads} threads each)" if workers[0].threads else ")"
+    else:
+        device = settings.device if settings.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+        where = f"device {device}, {settings.threads or torch.get_num_threads()} threads"
+    counts = f"{len(plans)} run{'s' if len(plans) != 1 else ''}, {len(todo)} to do, {done} done"
+    counts += f", {failed} failed before" if failed else ""
+    return f"bench run {name}: {counts}; {sum(p.epochs for p in todo):g} epochs to train; records in {results_dir}/; {where}"
 
 
 def outcome_summary(outcomes) -> str:

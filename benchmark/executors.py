@@ -18,7 +18,7 @@ import os
 import queue
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from prunebench.data import DataCache
+from prunebench.data import DataCache, require_files
 from prunebench.messages import say_levels, say_warnings
 from prunebench.planner import plan_training
 from prunebench.runner import INVOCATION_FAULTS, InvocationError, Outcome, producers_waited_for, run_one, stop_on_signals
@@ -52,6 +52,13 @@ def plan_suite(specs: Sequence[RunSpec], results: Path) -> list[PlannedRun]:
     return [plan_run(spec, results) for spec in specs]
 
 
+def require_data(plans: Sequence[PlannedRun], data_root: str | None) -> None:
+    """DatasetError now, before any run starts, if a run still to do would not find its dataset."""
+    for data in {p.spec.data.model_dump_json(): p.spec.data for p in plans
+                 if p.status != "complete" and p.spec.data is not None}.values():
+        require_files(data, data_root)
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """'i/N' (0 <= i < N) -> (i, N)."""
     try:
@@ -66,6 +73,16 @@ def parse_shard(text: str) -> tuple[int, int]:
 def in_shard(spec: RunSpec, shard: tuple[int, int] | None) -> bool:
     """Shards by run id, so adding runs to a suite never moves existing runs between shards."""
     return shard is None or int(spec.run_id, 16) % shard[1] == shard[0]
+
+
+def select(specs: Sequence[RunSpec], only: Mapping[str, set[str]] | None = None,
+           shard: tuple[int, int] | None = None) -> list[RunSpec]:
+    """The runs whose method, label, seed and run id are among ``only``'s values, in ``shard``."""
+    def chosen(spec: RunSpec) -> bool:
+        fields = {"method": spec.method, "label": spec.label, "seed": str(spec.seed), "run": spec.run_id}
+        return all(fields[k] in values for k, values in (only or {}).items())
+
+    return [s for s in specs if chosen(s) and in_shard(s, shard)]
 
 
 def to_run(plans: Sequence[PlannedRun], retry_failed: bool) -> tuple[list[PlannedRun], list[Outcome]]:

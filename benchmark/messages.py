@@ -29,6 +29,7 @@ def _say(name: str, level: int, fmt: str) -> None:
     if not any(isinstance(h, _Stderr) for h in logger.handlers):
         handler = _Stderr()
         handler.setFormatter(logging.Formatter(fmt))
+        handler.setLevel(level)  # a child's records reach this handler too, whatever this logger's level
         logger.addHandler(handler)
         logger.setLevel(level)
 

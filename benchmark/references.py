@@ -41,10 +41,12 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from prunebench.spec import Claim, Metric, ReferenceNumber, Tolerance
+
+if TYPE_CHECKING:  # pandas (0.5 s to import) only where tables are judged, not where suites are checked
+    import pandas as pd
 
 SPARSITY_MATCH = 0.06  # percentage points
 
@@ -57,6 +59,8 @@ def cells(table: pd.DataFrame, metric: Metric = "top1_test_acc") -> pd.DataFrame
     """Aggregated rows (prunebench.report.aggregate), one per (label, variant, level): the target
     sparsity in percent and the metric's mean and std over seeds (accuracy and success rate in
     percent, loss as it is)."""
+    import pandas as pd
+
     if table.empty:
         return pd.DataFrame(columns=["label", "variant", "level", "sparsity", "mean", "std", "n"])
     column, scale = ("loss", 1.0) if metric == "test_loss" else ("accuracy", 100.0)
@@ -102,7 +106,7 @@ def judge(ref: ReferenceNumber, ours: pd.DataFrame, tolerance: Tolerance) -> Ver
     if cell is None:
         return Verdict(ref, "not run")
     mean, n = float(cell["mean"]), int(cell["n"])
-    std = None if pd.isna(cell["std"]) else float(cell["std"])
+    std = None if _missing(cell["std"]) else float(cell["std"])
     delta = mean - ref.mean
     if ref.approx:
         verdict = "in band" if abs(delta) <= tolerance.band else "out of band"
@@ -110,6 +114,10 @@ def judge(ref: ReferenceNumber, ours: pd.DataFrame, tolerance: Tolerance) -> Ver
     se = math.sqrt(_var(std, n) + _var(ref.std, ref.n))
     allowed = tolerance.k * se + tolerance.abs
     return Verdict(ref, "reproduced" if abs(delta) <= allowed else "deviates", mean, std, n, delta, allowed)
+
+
+def _missing(x: object) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def _var(std: float | None, n: int | None) -> float:
@@ -281,7 +289,7 @@ def _value(side: Side, ours: pd.DataFrame, sparsity: float) -> float | None:
 def _cost(label: str, quantity: str, ours: pd.DataFrame, sparsity: float) -> float | None:
     rows = ours[ours["label"] == label]
     cell = rows.iloc[0] if len(rows) == 1 else find_cell(ours, label, None, sparsity)
-    if cell is None or quantity not in cell or pd.isna(cell[quantity]):
+    if cell is None or quantity not in cell or _missing(cell[quantity]):
         return None
     return float(cell[quantity])
 

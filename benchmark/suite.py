@@ -10,6 +10,7 @@ value given on the command line. Within ``methods``, an override addresses an en
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import types
@@ -30,7 +31,17 @@ from prunebench.models import ModelError, build_model, check_model
 from prunebench.planner import plan_training
 from prunebench.references import ClaimError, parse_claim
 from prunebench.registry import closest
-from prunebench.spec import PRODUCER_ROLES, RESERVED_METHOD_KEYS, GoldenFile, PruneSpec, ReferencesSpec, RunSpec, SuiteSpec, TrainSpec
+from prunebench.spec import (
+    PRODUCER_ROLES,
+    RESERVED_METHOD_KEYS,
+    GoldenFile,
+    ModelSpec,
+    PruneSpec,
+    ReferencesSpec,
+    RunSpec,
+    SuiteSpec,
+    TrainSpec,
+)
 
 
 class SuiteError(ValueError):
@@ -479,13 +490,20 @@ def _schedule(m: ResolvedMethod) -> list[list[float]] | None:
 
 
 
+@functools.lru_cache(maxsize=4)
+def _structure(model_json: str, classes: int, shape: tuple[int, int, int]) -> torch.nn.Module:
+    """The suite's model, for its parameter names and shapes: built on the CPU (0.01 s for LeNet, 0.8 s for
+    ResNet-50) and not on the meta device, whose initialisers import torch._dynamo (2 s) on the first call;
+    under a forked RNG, so checking a suite draws nothing from the caller's generator."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        return build_model(ModelSpec.model_validate_json(model_json), classes, shape)
+
+
 def _check_prunable(spec: SuiteSpec, methods: list[ResolvedMethod], raw: MarkedDict, errors: list[str]) -> None:
     """Every pruning method's prunable selection matches weights of the suite's model (built on the meta device)."""
     if spec.data is None or spec.model is None:
         return
-    classes, shape = expected_shape(spec.data)
-    with torch.device("meta"):
-        model = build_model(spec.model, classes, shape)
+    model = _structure(spec.model.model_dump_json(), *expected_shape(spec.data))
     for i, m in enumerate(methods):
         if not m.method.prunes or m.method.standalone:
             continue

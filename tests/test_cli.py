@@ -176,8 +176,9 @@ seeds: [0]
 
 
 def _one_line_error(out) -> str:
+    """The one line of an invocation fault (after the plan line, when the fault shows only once data is read)."""
     assert out.exit_code == 2, out.output
-    lines = out.output.strip().splitlines()
+    lines = [line for line in out.output.strip().splitlines() if not line.startswith("bench run ")]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in out.output, out.output
     return lines[0]
 
@@ -194,6 +195,7 @@ def test_missing_or_damaged_dataset_exits_2_before_anything_starts(tmp_path, mon
         return CliRunner().invoke(main, ["run", str(suite), "--results", str(results), "--data-root", str(data), "--no-progress"])
 
     line = _one_line_error(invoke_run())
+    assert invoke_run().output.startswith("error: ")  # found missing before the plan line
     assert "dataset 'mnist' not found (looked in " in line and str(data / "mnist") in line
     assert not [p for p in results.glob("*") if p.name != "suites"]  # no run was started
     folder = data / "mnist"
@@ -400,3 +402,28 @@ def test_a_line_per_finished_level(suite_file, tmp_path):
     lines = [line for line in out.output.splitlines() if line.startswith("lrr seed 1 level ")]
     assert [line.split(":")[0] for line in lines] == ["lrr seed 1 level 0", "lrr seed 1 level 1", "lrr seed 1 level 2"], out.output
     assert "25.00% of weights, test acc " in lines[2] and lines[2].endswith(" s")
+    assert "warning: lrr seed 1 level" not in out.output  # printed once, not again by the warnings' handler
+
+
+def test_plan_line_comes_first(suite_file, tmp_path):
+    """Before any run starts: suite, runs to do and done, epochs, records directory, device, threads."""
+    results = tmp_path / "r"
+    first = CliRunner().invoke(main, ["run", str(suite_file), "--results", str(results), "--only", "method=dense",
+                                      "--threads", "1"])
+    assert first.output.splitlines()[0] == (f"bench run tiny: 2 runs, 2 to do, 0 done; 4 epochs to train; records in {results}/; "
+                                            "device cpu, 1 threads")
+    again = CliRunner().invoke(main, ["run", str(suite_file), "--results", str(results), "--threads", "1"])
+    assert again.output.splitlines()[0].startswith("bench run tiny: 4 runs, 2 to do, 2 done; ")
+
+
+def test_checking_a_suite_imports_neither_torchvision_nor_pandas():
+    """`bench validate` starts in the time torch takes to import: the model zoo (2 s), pandas (0.5 s) and
+    torch._dynamo (2 s, imported by initialisers on the meta device) wait until something uses them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from prunebench.suite import load_suite; load_suite('suites/fashionmnist_quick.yaml'); "
+            "load_suite('suites/fashionmnist_quick.yaml', reduced=True); "
+            "print(sorted(m for m in ('torchvision', 'pandas', 'torch._dynamo', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr

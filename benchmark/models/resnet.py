@@ -15,7 +15,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from prunebench.models.registry import register_model
@@ -34,7 +33,9 @@ def _torchvision_resnet(
     """Adapt a torchvision ResNet in place, keeping its module names and its init everywhere else."""
     if stem not in ("cifar", "imagenet"):
         raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
-    model: torchvision.models.ResNet = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    import torchvision.models  # 2 s of imports (its whole model zoo): paid by the first ResNet built, not by every command
+
+    model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
     in_channels = input_shape[0]
     if stem == "cifar":
         model.conv1 = _stem_conv(in_channels, 3, 1)
