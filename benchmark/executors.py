@@ -185,11 +185,11 @@ def _locked(results: Path, run_id: str) -> bool:
 
 
 def _guarded(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCache,
-             on_epoch: Callable[[float], None], should_stop: Callable[[], bool] | None = None) -> Outcome:
+             on_progress: Callable[[float], None], should_stop: Callable[[], bool] | None = None) -> Outcome:
     if should_stop is not None and should_stop():
         return Outcome(spec.run_id, "interrupted", "not started: stop requested")
     try:
-        return run_one(spec, results, settings, data, on_epoch=on_epoch, should_stop=should_stop)
+        return run_one(spec, results, settings, data, on_progress=on_progress, should_stop=should_stop)
     except RunLocked as e:
         return Outcome(spec.run_id, "locked", str(e))
 

@@ -202,7 +202,7 @@ def _git_state() -> dict[str, Any]:
 
 
 def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: DataCache, device: torch.device,
-                  on_epoch: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                  on_progress: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None,
                   producers: dict[str, RunRecords] | None = None) -> TrainingSession:
     """Data, model (initialised from the run's seed), trainer and Session of a run."""
     prepared = data.get(spec.data, settings.data_root)
@@ -222,7 +222,7 @@ def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: Data
     )
     return TrainingSession(spec, trainer, prunable, run, num_classes=prepared.num_classes,
                    checkpoint_every=settings.checkpoint_every, checkpoint_interval_s=settings.checkpoint_interval_s,
-                   on_epoch=on_epoch, should_stop=should_stop, producers=producers)
+                   on_progress=on_progress, should_stop=should_stop, producers=producers)
 
 
 def _run_standalone(spec: RunSpec, run: RunDir, method: type, settings: ExecSettings, started: float) -> Outcome:
@@ -287,7 +287,7 @@ def producers_waited_for(spec: RunSpec, results: Path) -> list[str]:
 
 
 def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCache | None = None,
-            on_epoch: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None) -> Outcome:
+            on_progress: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None) -> Outcome:
     """Execute (or resume, or skip) one run. Returns how it ended; never raises for a failed run.
 
     ``should_stop`` (asked after every optimizer step) ends the run early with a checkpoint at that
@@ -308,7 +308,7 @@ def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCach
         try:
             configure_torch(settings)
             device = resolve_device(settings.device)
-            session = build_session(spec, run, settings, data or DataCache(), device, on_epoch, should_stop, producers)
+            session = build_session(spec, run, settings, data or DataCache(), device, on_progress, should_stop, producers)
             state = _resumable_state(run, settings, device)
             if state is not None:
                 session.load_state_dict(state)

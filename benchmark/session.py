@@ -82,7 +82,7 @@ class TrainingSession:
         num_classes: int,
         checkpoint_every: int = 1,
         checkpoint_interval_s: float = 0.0,
-        on_epoch: Callable[[float], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         producers: Mapping[str, ProducerRecords] | None = None,
     ) -> None:
@@ -94,7 +94,7 @@ class TrainingSession:
         self.num_classes = num_classes
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval_s = checkpoint_interval_s
-        self.on_epoch = on_epoch or (lambda epochs: None)
+        self.on_progress = on_progress or (lambda epochs: None)  # epochs trained since its last call (a progress bar)
         self.should_stop = should_stop
         self.producers = dict(producers or {})
         self.masks: Masks = full_masks(prunable)
@@ -184,7 +184,6 @@ class TrainingSession:
                 evaluated = self.trainer.evaluate()
                 record.test_accuracy, record.test_loss = evaluated["accuracy"], evaluated["loss"]
             self.recorder.append_metrics(record.model_dump(mode="json", exclude_none=True))
-            self.on_epoch(steps / self.steps_per_epoch)
             # Periodic checkpoints fall on epoch ends of the level's schedule, wherever its segments
             # start and stop, so a level trained in pieces is checkpointed as often as one trained at
             # once; the end of the schedule is left to the level's record(), which always checkpoints.
@@ -193,6 +192,7 @@ class TrainingSession:
             if due and waited and stats.last_step < self.trainer.total_steps:
                 self._checkpoint(Resume(op, stats.last_step))
 
+        self.trainer.on_steps = lambda steps: self.on_progress(steps / self.steps_per_epoch)
         partial = self.trainer.train(first, last, epoch_key, on_epoch, self.should_stop, carry, after_step)
         if partial is not None:  # its steps count once the epoch is finished, after the resume
             self._checkpoint(Resume(op, partial.step, partial.state()))

@@ -107,6 +107,9 @@ def compiled_forward_loss() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     return torch.compile(forward_loss, dynamic=False)
 
 
+PROGRESS_EVERY_S = 0.5
+
+
 def step_generators(device: torch.device) -> list[torch.Generator]:
     """The generators a model's stochastic layers draw from on ``device``: the CPU's, and the GPU's own."""
     generators = [torch.default_generator]
@@ -155,6 +158,9 @@ class Trainer:
         self._autocast = (
             (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if spec.precision == "bf16" else nullcontext
         )
+        # Steps trained since the last call, every PROGRESS_EVERY_S of wall time and at every epoch end (a
+        # progress bar between epochs; a clock read per step, no device sync).
+        self.on_steps: Callable[[int], None] | None = None
 
     def reset_optimizer(self) -> None:
         self.optimizer = make_optimizer(self.model, self.spec.optimizer)
@@ -225,6 +231,7 @@ class Trainer:
         correct = torch.tensor(carry.correct if carry else 0, device=loader.device, dtype=torch.int64)
         seen, lr, smoothing, fmt = carry.seen if carry else 0, 0.0, self.spec.label_smoothing, self.memory_format
         epoch_first = carry.first_step if carry else first
+        reported, reported_at = first, started
         for step in range(first, end):
             lr = self.lr_at(step)  # a Python float (about 1 us), never a tensor: no sync, no recompile
             for group in opt.param_groups:
@@ -245,13 +252,22 @@ class Trainer:
             loss_sum += loss.detach().float() * y.shape[0]
             correct += (logits.argmax(1) == y).sum()
             seen += y.shape[0]
+            if self.on_steps is not None and (now := time.perf_counter()) - reported_at >= PROGRESS_EVERY_S:
+                self.on_steps(step + 1 - reported)
+                reported, reported_at = step + 1, now
             if should_stop is not None and step + 1 < end and should_stop():
+                self._report_steps(step + 1 - reported)
                 return PartialEpoch(epoch, epoch_first, step + 1, float(loss_sum), int(correct), seen)
+        self._report_steps(end - reported)
         mean_loss = float(loss_sum) / max(seen, 1)  # the one host sync of the epoch
         if not math.isfinite(mean_loss):
             raise Diverged(f"non-finite training loss ({mean_loss}) in epoch {epoch}, steps {epoch_first}-{end}")
         return EpochStats(epoch, epoch_first, end, end == (epoch + 1) * spe, mean_loss, int(correct) / max(seen, 1), lr,
                           time.perf_counter() - started, seen)
+
+    def _report_steps(self, steps: int) -> None:
+        if self.on_steps is not None and steps:
+            self.on_steps(steps)
 
     @torch.no_grad()
     def evaluate(self, loader: DeviceLoader | None = None) -> dict[str, float]:

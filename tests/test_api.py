@@ -41,7 +41,7 @@ def test_every_session_implements_every_operation_of_the_protocol(cls):
 def test_an_operation_one_session_has_is_in_the_protocol():
     """What a method may call is the protocol: no session offers an operation the others lack."""
     internal = {"trainer", "model", "prunable", "recorder", "num_classes", "checkpoint_every", "checkpoint_interval_s",
-                "on_epoch", "should_stop", "producers", "masks", "train_flops", "target_density", "level", "data_level",
+                "on_progress", "should_stop", "producers", "masks", "train_flops", "target_density", "level", "data_level",
                 "steps_trained", "levels", "total_steps", "state_dict", "load_state_dict"}
     operations = set(protocol_members())
     for cls in SESSIONS:

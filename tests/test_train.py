@@ -91,6 +91,21 @@ def test_epoch_callback_reports_partial_and_complete_epochs():
     assert [(s.epoch, s.first_step, s.last_step, s.complete) for s in stats] == [(0, 5, 8, True), (1, 8, 16, True), (2, 16, 20, False)]
 
 
+def test_progress_is_reported_between_epochs_and_adds_up_to_the_steps_trained(monkeypatch):
+    """A progress bar moves within an epoch (every PROGRESS_EVERY_S), and a stop or an epoch end reports the rest."""
+    import prunebench.train as train_module
+
+    t, reported = trainer(), []
+    t.on_steps = reported.append
+    t.train(5, 20, key, lambda stats: reported.append(("epoch", stats.last_step)))
+    assert reported == [3, ("epoch", 8), 8, ("epoch", 16), 4, ("epoch", 20)]  # the clock never ran 0.5 s: epoch ends only
+    monkeypatch.setattr(train_module, "PROGRESS_EVERY_S", 0.0)
+    reported.clear()
+    calls = iter(range(100))
+    partial = t.train(0, 20, key, lambda stats: None, should_stop=lambda: next(calls) == 10)
+    assert partial.step == 12 and reported == [1] * 12  # every step; nothing left to report at the stop
+
+
 def test_non_finite_loss_raises_diverged():
     t = trainer({"name": "sgd", "lr": 1e30, "momentum": 0.9})
     with pytest.raises(Diverged, match="non-finite training loss"):
