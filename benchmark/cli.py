@@ -20,6 +20,23 @@ EXIT_REGRESSION = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 DEFAULT_RESULTS = "runs"
+MARKDOWN_HELP = "print the full markdown leaderboard to the terminal too (pipes and files always get it)"
+
+
+def _leaderboard(sr, markdown: bool, results: Path | None = None) -> str:
+    """The full markdown for pipes (and with --markdown); a table that fits the terminal for a person."""
+    from prunebench.report import suite_markdown, terminal_summary
+
+    if markdown or not _terminal():
+        return suite_markdown(sr)
+    import shutil
+
+    hint = f"(full markdown: bench report {results} --markdown, or -o DIR for files)\n" if results else ""
+    return terminal_summary(sr, width=min(120, shutil.get_terminal_size().columns)) + hint
+
+
+def _terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -114,6 +131,7 @@ def _invocation_fault(e: Exception, results: Path) -> None:
 @click.option("--compile", "compile_step", is_flag=True, help="torch.compile the train step (faster ResNets; not bitwise equal to eager)")
 @click.option("--channels-last", is_flag=True, help="NHWC memory format (GPU only: refused on the CPU, see results/throughput_cpu.md)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option("--markdown", is_flag=True, help=MARKDOWN_HELP)
 @click.option("--check", "check_after", is_flag=True,
               help="then check the results against the suite's references (exit codes of `bench check`)")
 @click.option("--gpus", default=None, metavar="0,1,...", help="one worker process per listed GPU")
@@ -126,7 +144,7 @@ def _invocation_fault(e: Exception, results: Path) -> None:
 @click.option("--slurm-gpus", default=1, show_default=True, type=int, help="GPUs per SLURM task")
 @click.option("--slurm-cpus", default=8, show_default=True, type=int, help="CPU cores per SLURM task")
 def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_failed, rerun, device, threads,
-        checkpoint_every, checkpoint_interval, deterministic, compile_step, channels_last, no_progress, check_after, gpus,
+        checkpoint_every, checkpoint_interval, deterministic, compile_step, channels_last, no_progress, markdown, check_after, gpus,
         jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
     from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite, select
@@ -177,7 +195,6 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         _invocation_fault(e, results_dir)
     click.echo(plan_line(loaded.name, plans, retry_failed, results_dir, settings, workers), err=True)
     from prunebench import app  # the rest of the harness (pandas, the report) after the plan line
-    from prunebench.report import suite_markdown
     from prunebench.runner import InvocationError, stop_on_signals
     from prunebench.store import SuiteClash
 
@@ -188,7 +205,7 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
                                      retry_failed=retry_failed, progress=not no_progress, should_stop=stop.requested)
     except (DatasetError, InvocationError, SuiteClash, OSError) as e:
         _invocation_fault(e, results_dir)
-    click.echo(suite_markdown(done.results))
+    click.echo(_leaderboard(done.results, markdown, results_dir))
     if any(o.status == "interrupted" for o in done.outcomes):
         click.echo("interrupted: a checkpoint was written; run the same command again to resume", err=True)
     click.echo(f"{outcome_summary(done.outcomes)}; {time.perf_counter() - started:.1f} s; records in {results_dir}/", err=True)
@@ -366,16 +383,17 @@ def _show(value) -> str:
 @click.option("--output-dir", "-o", default=None, type=click.Path(file_okay=False),
               help="write <suite>.md, <suite>.csv and <suite>.png here")
 @click.option("--diagnostics", is_flag=True, help="also show per-level sign flips, mask overlap, layer densities and FLOPs")
-def report(results, output_dir, diagnostics) -> None:
+@click.option("--markdown", is_flag=True, help=MARKDOWN_HELP)
+def report(results, output_dir, diagnostics, markdown) -> None:
     """Rebuild the leaderboards of every suite recorded in RESULTS from the run records alone."""
-    from prunebench.report import diagnostics_markdown, suite_markdown, suites_in, write_outputs
+    from prunebench.report import diagnostics_markdown, suites_in, write_outputs
 
     try:
         suites = suites_in(Path(results))
     except FileNotFoundError as e:
         _fail(f"error: {e}")
     for sr in suites:
-        click.echo(suite_markdown(sr))
+        click.echo(_leaderboard(sr, markdown))
         extra = diagnostics_markdown(sr, Path(results)) if diagnostics else ""
         if extra:
             click.echo(extra)
@@ -411,7 +429,8 @@ def status(results) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE")
 @click.option("--strict", is_flag=True, help="also fail when an approximate reference is out of its band")
 @click.option("--github-summary", is_flag=True, help="append the report to $GITHUB_STEP_SUMMARY when set")
-def check(suite, results, reduced, overrides, strict, github_summary) -> None:
+@click.option("--markdown", is_flag=True, help=MARKDOWN_HELP)
+def check(suite, results, reduced, overrides, strict, github_summary, markdown) -> None:
     """Check SUITE's results in RESULTS against its reference numbers and claims.
 
     Exit 0: everything checked is reproduced and every claim holds; 1: a deviation or a failed claim;
@@ -427,7 +446,7 @@ def check(suite, results, reduced, overrides, strict, github_summary) -> None:
         click.echo(f"note: {results} holds the {'full' if reduced else 'reduced'} profile of this suite ({other}): "
                    f"check it {'without' if reduced else 'with'} --reduced", err=True)
     text = suite_markdown(sr)
-    click.echo(text)
+    click.echo(_leaderboard(sr, markdown) if not markdown and _terminal() else text)
     if github_summary and os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
             f.write(text + "\n")

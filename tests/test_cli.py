@@ -427,3 +427,17 @@ def test_checking_a_suite_imports_neither_torchvision_nor_pandas():
             "print(sorted(m for m in ('torchvision', 'pandas', 'torch._dynamo', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_terminal_gets_the_compact_table_and_a_pipe_the_markdown(suite_file, tmp_path, monkeypatch):
+    results = str(tmp_path / "r")
+    piped = bench("run", str(suite_file), "--results", results, "--only", "method=dense", "--no-progress")
+    assert "| method " in piped.output
+    monkeypatch.setattr("prunebench.cli._terminal", lambda: True)
+    for command in (["run", str(suite_file), "--results", results, "--only", "method=dense"], ["report", results]):
+        shown = bench(*command).output
+        assert "| method" not in shown and "<details>" not in shown, shown
+        assert any(line.split()[:2] == ["dense", "0"] or line.startswith("dense ") for line in shown.splitlines()), shown
+        assert "| method " in bench(*command, "--markdown").output
+    again = bench("run", str(suite_file), "--results", results, "--only", "method=dense").output
+    assert f"(full markdown: bench report {results} --markdown, or -o DIR for files)" in again

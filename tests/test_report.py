@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from prunebench.cli import main
 from prunebench.records import LevelRecord, RunResult
-from prunebench.report import collect, leaderboard_rows, suite_csv, suite_figure, suite_markdown, write_outputs
+from prunebench.report import collect, leaderboard_rows, suite_csv, suite_figure, suite_markdown, terminal_summary, write_outputs
 from prunebench.store import RunDir, atomic_write_json
 from prunebench.suite import load_suite
 
@@ -247,3 +247,27 @@ def test_records_of_another_protocol_version_are_named_not_mixed_in(tmp_path, mo
     monkeypatch.setattr(spec_module, "PROTOCOL_VERSION", spec_module.PROTOCOL_VERSION + 1)  # the code moved on
     (sr,) = suites_in(results)
     assert sr.counts == {"pending": 6} and "6 runs of this suite were recorded by code with another PROTOCOL_VERSION" in suite_markdown(sr)
+
+
+def test_terminal_summary_puts_methods_in_rows_and_sparsities_in_columns(tmp_path):
+    text = terminal_summary(made_up(tmp_path))
+    lines = text.splitlines()
+    assert lines[0] == "made_up: 6 complete runs"
+    header = next(line for line in lines if line.startswith("method"))
+    assert header.split() == ["method", "0", "50", "75"]
+    assert next(line for line in lines if line.startswith("lrr")).split() == ["lrr", "91.00±1.41", "90.20±0.42", "88.50±0.71"]
+    assert next(line for line in lines if line.startswith("dense")).split() == ["dense", "91.00±1.41"]
+    assert "references: 1 reproduced, 1 deviates, 1 out of band, 1 not run" in lines
+    assert "  deviates: lrr at 75%: 88.50 vs 95.00 (Δ -6.50, allowed ±1.53)" in lines
+    assert "claim fails: imp >= dense (at 50.00%: 88.50 >= 91.00 is false; at 75.00%: 86.50 >= 91.00 is false)" in lines
+    assert "<details>" not in text and "|" not in text
+
+
+def test_terminal_summary_splits_sparsities_to_fit_the_width(tmp_path):
+    sr = made_up(tmp_path)
+    narrow = terminal_summary(sr, width=40)
+    tables = [line for line in narrow.splitlines() if line.startswith("method")]
+    assert [line.split()[1:] for line in tables] == [["0", "50"], ["75"]]
+    table_lines = narrow.split("\n\n")[1:3]
+    assert max(len(line) for table in table_lines for line in table.splitlines()) <= 40
+    assert "dense" not in table_lines[1]  # no empty rows

@@ -13,10 +13,11 @@ from prunebench.report.tables import (
     leaderboard_rows,
     suite_csv,
     suite_markdown,
+    terminal_summary,
 )
 
 __all__ = [
     "COLUMNS", "Column", "SuiteResults", "aggregate", "collect", "compare_markdown", "diagnostics_markdown",
     "diagnostics_table", "flops_figure", "leaderboard_markdown", "leaderboard_rows", "level_rows", "method_overlap",
-    "plot_flops", "plot_suite", "suite_csv", "suite_figure", "suite_markdown", "suites_in", "write_outputs",
+    "plot_flops", "plot_suite", "suite_csv", "suite_figure", "suite_markdown", "suites_in", "terminal_summary", "write_outputs",
 ]

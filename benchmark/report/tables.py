@@ -109,9 +109,7 @@ def _reference(r: dict[str, Any]) -> str:
 COLUMNS: list[Column] = [
     Column("method", lambda r: _name(r["method"], r["variant"])),
     Column("level", lambda r: str(r["level"])),
-    Column("target sparsity %", lambda r: f"{r['target_sparsity_pct']:.2f}"),
-    Column("sparsity %", lambda r: f"{r['sparsity_pct']:.2f}"),
-    Column("weights remaining %", lambda r: f"{r['weights_remaining_pct']:.3g}"),
+    Column("sparsity %", lambda r: _sparsity(r)),
     Column("{metric} % (mean ± std)", lambda r: _mean_std(r["accuracy_mean_pct"], r["accuracy_std_pct"], r["n"], 1.0)),
     Column("n", _n),
     Column("Δ dense", lambda r: _signed(r["delta_vs_dense"])),
@@ -122,6 +120,13 @@ COLUMNS: list[Column] = [
     Column("Δ ref", lambda r: _signed(r["delta_vs_reference"]), needs="reference_mean_pct"),
     Column("verdict", lambda r: r["verdict"], needs="reference_mean_pct"),
 ]
+
+
+def _sparsity(r: dict[str, Any]) -> str:
+    """The achieved sparsity; the target beside it only where they differ (target, achieved and weights
+    remaining are one number three times when the masks are exact)."""
+    achieved, target = f"{r['sparsity_pct']:.2f}", f"{r['target_sparsity_pct']:.2f}"
+    return achieved if achieved == target else f"{achieved} (target {target})"
 
 
 def _times(x: float | None) -> str:
@@ -203,6 +208,52 @@ def _incomplete_lines(sr: SuiteResults, most: int = 20) -> list[str]:
         reason = f": {sr.failures[spec.run_id]}" if spec.run_id in sr.failures else ""
         out.append(f"- {status}: {_name(spec.label, spec.variant)} seed {spec.seed} ({spec.run_id}){reason}")
     return out[:most] + ([f"- ... and {len(out) - most} more"] if len(out) > most else [])
+
+
+def terminal_summary(sr: SuiteResults, width: int = 120) -> str:
+    """The suite for a terminal, within ``width`` columns: methods as rows, sparsities as columns, the
+    metric's mean ± std over seeds (the last level at a sparsity, where a method visits one several
+    times), then the verdict counts, the deviations, the claims and the runs not complete in a line each.
+    The full markdown is what files and pipes get."""
+    from tabulate import tabulate
+
+    rows = leaderboard_rows(sr)
+    lines = [f"{sr.name}: " + ", ".join(f"{v} {k}" for k, v in sr.counts.items()) + " runs"]
+    if rows:
+        sparsities = sorted({round(r["sparsity_pct"], 1) for r in rows})
+        table: dict[str, dict[float, str]] = {}
+        for r in rows:
+            cell = _mean_std(r["accuracy_mean_pct"], r["accuracy_std_pct"], r["n"], 1.0).replace(" ± ", "±")
+            cell += "" if r["n"] == r["n_expected"] else "*"
+            table.setdefault(_name(r["method"], r["variant"]), {})[round(r["sparsity_pct"], 1)] = cell
+        names = list(table)
+        name_width = max(len("method"), *map(len, names))
+        cell_width = max(len(c) for t in table.values() for c in t.values())
+        per_table = max(1, (width - name_width - 2) // (cell_width + 2))
+        lines.append(f"{sr.metric} % (mean±std over seeds) by sparsity %"
+                     + ("; * fewer seeds than planned" if any(r["n"] != r["n_expected"] for r in rows) else ""))
+        for start in range(0, len(sparsities), per_table):
+            shown = sparsities[start:start + per_table]
+            body = [[n] + [table[n].get(x, "") for x in shown] for n in names if any(x in table[n] for x in shown)]
+            lines += ["", tabulate(body, headers=["method"] + [f"{x:g}" for x in shown], tablefmt="simple",
+                                   disable_numparse=True, colalign=("left",) + ("right",) * len(shown))]
+    else:
+        lines.append("no complete runs")
+    lines.append("")
+    if sr.verdicts:
+        counts: dict[str, int] = {}
+        for v in sr.verdicts:
+            counts[v.verdict] = counts.get(v.verdict, 0) + 1
+        lines.append("references: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        for v in sr.verdicts:
+            if v.verdict in ("deviates", "out of band"):
+                ref = v.reference
+                lines.append(f"  {v.verdict}: {_name(ref.method, ref.variant or '')} at {ref.sparsity:g}%: {v.ours_mean:.2f} vs "
+                             f"{ref.mean:.2f}{' ≈' if ref.approx else ''} (Δ {v.delta:+.2f}, allowed ±{v.allowed:.2f})")
+    for c in sr.claims:
+        lines.append(f"claim {c.verdict}: {c.claim.claim}" + (f" ({c.detail})" if c.failed else ""))
+    lines += [line.removeprefix("- ") for line in _incomplete_lines(sr, most=5)]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def suite_csv(sr: SuiteResults) -> str:
