@@ -111,7 +111,41 @@ def _invocation_fault(e: Exception, results: Path) -> None:
     _fail(f"error: {e}")
 
 
-@main.command()
+class GroupedOptions(click.Command):
+    """A command whose --help lists its options under headings (``groups``: heading -> parameter names)."""
+
+    def __init__(self, *args, groups: dict[str, list[str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups = groups
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        records = {p.name: p.get_help_record(ctx) for p in self.get_params(ctx) if isinstance(p, click.Option)}
+        for heading, names in [*self.groups.items(), ("Other options", [n for n in records if not any(
+                n in names for names in self.groups.values())])]:
+            rows = [records[n] for n in names if records.get(n)]
+            if rows:
+                with formatter.section(heading):
+                    formatter.write_dl(rows)
+
+
+RUN_OPTIONS = {
+    "Core options": ["results", "data_root", "reduced", "overrides", "only", "dry_run", "retry_failed", "rerun", "check_after",
+                     "markdown", "no_progress"],
+    "Training settings": ["device", "threads", "deterministic", "compile_step", "channels_last", "checkpoint_every",
+                          "checkpoint_interval"],
+    "Scale out (one machine, or machines sharing --results)": ["gpus", "jobs", "shard"],
+    "SLURM (--executor slurm: one job array of the runs to do)": ["executor_kind", "partition", "time_limit",
+                                                                   "array_parallelism", "slurm_gpus", "slurm_cpus"],
+}
+RUN_EXAMPLES = """\b
+Examples:
+  bench run suites/fashionmnist_quick.yaml --reduced      # the CI profile: 6 runs, about 15 s on 2 CPU cores
+  bench run suites/cifar10_resnet18.yaml --gpus 0,1 --only method=imp,method=lrr --check
+                                                          # IMP and LRR, a worker per GPU, then the reference check
+"""
+
+
+@main.command(cls=GroupedOptions, groups=RUN_OPTIONS, epilog=RUN_EXAMPLES)
 @click.argument("suite", type=click.Path(dir_okay=False))
 @click.option("--results", default=DEFAULT_RESULTS, show_default=True, type=click.Path(file_okay=False), help="run records directory")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False), help="where datasets are looked for first")

@@ -441,3 +441,17 @@ def test_a_terminal_gets_the_compact_table_and_a_pipe_the_markdown(suite_file, t
         assert "| method " in bench(*command, "--markdown").output
     again = bench("run", str(suite_file), "--results", results, "--only", "method=dense").output
     assert f"(full markdown: bench report {results} --markdown, or -o DIR for files)" in again
+
+
+def test_run_help_groups_its_options_and_gives_examples_that_parse():
+    text = bench("run", "--help").output
+    headings = [line for line in text.splitlines() if line and not line.startswith(" ") and line.endswith(":")]
+    assert headings[:5] == ["Core options:", "Training settings:", "Scale out (one machine, or machines sharing --results):",
+                            "SLURM (--executor slurm: one job array of the runs to do):", "Other options:"]
+    assert text.index("--reduced") < text.index("--threads") < text.index("--gpus") < text.index("--partition")
+    examples = [line.split("#")[0].split() for line in text.split("Examples:")[1].splitlines() if line.strip().startswith("bench run")]
+    assert len(examples) == 2
+    for words in examples:  # each example is a valid command line of this CLI (parsed, not run)
+        ctx = main.make_context("bench", words[1:], resilient_parsing=True)
+        sub = main.get_command(ctx, words[1])
+        sub.make_context("run", words[2:])
