@@ -1,8 +1,9 @@
 """What a results directory holds: per suite, runs done / running / failed / pending, and an ETA.
 
-"Running" means another process holds the run's lock (alive on this host, or a lock of another
-host). The ETA divides the epochs still to train by the suite's measured training speed (median
-seconds per epoch over its recorded epochs) and by the number of runs now running.
+"Running" means another process holds the run's lock (alive on this host, or on another host with a
+recent heartbeat); a "stale lock" is one whose holder died or whose heartbeat stopped. The ETA divides
+the epochs still to train by the suite's measured training speed (median seconds per epoch over its
+recorded epochs) and by the number of runs now running.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from prunebench.store import RunDir, load_resolved_suites
 @dataclass(frozen=True)
 class SuiteStatus:
     name: str
-    counts: dict[str, int]  # complete, corrupt, running, failed, partial, pending
-    failures: list[tuple[str, str, str]]  # (failed | corrupt, run label, reason)
+    counts: dict[str, int]  # complete, corrupt, running, stale lock, failed, partial, pending
+    failures: list[tuple[str, str, str]]  # (failed | corrupt | stale lock, run label, reason)
     epochs_done: float
     epochs_left: float
     seconds_per_epoch: float | None
@@ -36,7 +37,7 @@ def run_state(run: RunDir) -> str:
     status = run.status()
     if status in ("complete", "failed", "corrupt"):
         return status
-    return "running" if run.is_locked() else status
+    return "running" if run.is_locked() else "stale lock" if run.stale_lock() else status
 
 
 def suite_status(results: Path, name: str, specs: list[RunSpec], epochs_of: dict[str, float]) -> SuiteStatus:
@@ -50,6 +51,8 @@ def suite_status(results: Path, name: str, specs: list[RunSpec], epochs_of: dict
             failures.append((state, f"{spec.label} seed {spec.seed}", ((run.failure() or {}).get("reason") or "").split("\n")[0]))
         elif state == "corrupt":
             failures.append((state, f"{spec.label} seed {spec.seed}", f"{run.corruption()} (`bench run` redoes it)"))
+        elif state == "stale lock":
+            failures.append((state, f"{spec.label} seed {spec.seed}", f"{run.stale_lock()} (`bench run` takes it over)"))
         epoch_rows = run.epochs() if state != "pending" else []
         trained = epoch_rows[-1].epochs_trained if epoch_rows else 0.0
         times += [m.time_s for m in epoch_rows if m.complete]

@@ -7,7 +7,8 @@
                     checkpoints/latest.pt (+ previous.pt) full state to resume mid-level
                     result.json         written last, atomically: its presence means complete
                     failed.json         the reason, when the run failed
-                    lock                held while a process executes the run (lock.guard: taken under its flock)
+                    lock                held while a process executes the run (pid, host; its mtime a heartbeat;
+                                        lock.guard: taken under its flock)
     RESULTS/suites/<name>.json          the resolved suite, so reports need nothing else
 
 Every file is replaced atomically (write to a temporary file, then rename), so a kill at any
@@ -31,6 +32,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -328,37 +330,80 @@ class RunDir:
 
     # ---- lock
     def is_locked(self) -> bool:
-        """Whether a live process (or one on another host) holds the run now."""
+        """Whether a live process (or one on another host whose heartbeat is recent) holds the run now."""
         holder = read_json(self.path / "lock")
         if holder is None:
             return (self.path / "lock").exists() and _age(self.path / "lock") < 30
-        return _alive(holder)
+        return _alive(holder, _age(self.path / "lock"))
+
+    def stale_lock(self) -> str | None:
+        """Why the run's lock is stale (its holder died, or another host's heartbeat stopped), or None:
+        ``bench run`` takes such a lock over."""
+        lock = self.path / "lock"
+        holder, age = read_json(lock), _age(lock)
+        if holder is None or age == float("inf") or _alive(holder, age):
+            return None
+        where = f"pid {holder.get('pid')} on {holder.get('host')}"
+        if holder.get("host") == socket.gethostname():
+            return f"lock of {where}, which is not running"
+        return f"lock of {where}, last heartbeat {_duration(age)} ago (timeout {_duration(lock_timeout_s())})"
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive ownership of the run by this process; a lock left by a dead process is taken over.
+        """Exclusive ownership of the run by this process; a stale lock is taken over.
 
-        The lock file says who holds the run (pid, host). Taking it, and taking over a dead holder's,
-        happen under an flock of ``lock.guard`` (released by the kernel when its process dies), so two
-        processes that both find a dead holder cannot both take the run: the second sees the first's
-        fresh lock."""
+        The lock file says who holds the run (pid, host), and its mtime is a heartbeat, refreshed every
+        HEARTBEAT_S while the run is held. A holder on this host is alive while its pid is; one on
+        another host (shared storage) while its heartbeat is younger than ``lock_timeout_s()``: a dead
+        node's lock is taken over after that, never a live process's. Taking a lock, and taking over a
+        stale one, happen under an flock of ``lock.guard`` (released by the kernel when its process
+        dies), so two processes that both find a stale lock cannot both take the run: the second sees
+        the first's fresh lock."""
         self.path.mkdir(parents=True, exist_ok=True)
         lock = self.path / "lock"
         me = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}
         with _flocked(self.path / "lock.guard"):
             holder = read_json(lock)
-            if holder is not None and _alive(holder):
+            if holder is not None and _alive(holder, _age(lock)):
                 raise RunLocked(f"run {self.run_id} is held by pid {holder.get('pid')} on {holder.get('host')}")
-            if lock.exists():  # a dead holder's lock, or an unreadable one (its writer died under the guard)
+            if lock.exists():  # a stale lock, or an unreadable one (its writer died under the guard)
                 lock.unlink()
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
+        stop = threading.Event()
+        beat = threading.Thread(target=_heartbeat, args=(lock, stop), name=f"heartbeat-{self.run_id}", daemon=True)
+        beat.start()
         try:
             yield
         finally:
+            stop.set()
+            beat.join()
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()
+
+
+HEARTBEAT_S = 30.0
+
+
+def lock_timeout_s() -> float:
+    """How old another host's heartbeat may be before its lock is stale: $BENCH_LOCK_TIMEOUT seconds,
+    default 600 (twenty missed heartbeats; raise it for storage whose clocks or caches lag)."""
+    try:
+        return max(float(os.environ.get("BENCH_LOCK_TIMEOUT", 600)), 2 * HEARTBEAT_S)
+    except ValueError:
+        return 600.0
+
+
+def _heartbeat(lock: Path, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        with contextlib.suppress(OSError):
+            os.utime(lock)
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{int(seconds % 60):02d}s"
 
 
 @contextlib.contextmanager
@@ -378,10 +423,11 @@ def _age(path: Path) -> float:
         return float("inf")
 
 
-def _alive(holder: dict[str, Any]) -> bool:
-    """Whether a lock's holder still runs (only decidable on the same host; elsewhere assume yes)."""
+def _alive(holder: dict[str, Any], heartbeat_age: float) -> bool:
+    """Whether a lock's holder still runs: on this host, whether its pid does; on another, whether
+    its heartbeat is recent."""
     if holder.get("host") != socket.gethostname():
-        return True
+        return heartbeat_age < lock_timeout_s()
     try:
         os.kill(int(holder["pid"]), 0)
     except (KeyError, ValueError, ProcessLookupError):

@@ -455,3 +455,21 @@ def test_run_help_groups_its_options_and_gives_examples_that_parse():
         ctx = main.make_context("bench", words[1:], resilient_parsing=True)
         sub = main.get_command(ctx, words[1])
         sub.make_context("run", words[2:])
+
+
+def test_status_shows_a_stale_lock_of_another_host_and_run_takes_it_over(suite_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_LOCK_TIMEOUT", "600")
+    results = tmp_path / "r"
+    assert bench("run", str(suite_file), "--results", str(results), "--only", "method=dense", "--no-progress").exit_code == 0
+    lrr = {s.seed: s for s in load_suite(suite_file).runs() if s.label == "lrr"}
+    for seed, age in ((0, 7200), (1, 5)):  # a node dead for two hours; one whose heartbeat is 5 s old
+        path = results / lrr[seed].run_id
+        path.mkdir()
+        (path / "lock").write_text(json.dumps({"pid": 4242, "host": "node-17", "time": time.time() - age}))
+        os.utime(path / "lock", (time.time() - age,) * 2)
+    out = bench("status", str(results))
+    assert "1 running" in out.output and "1 stale lock" in out.output and "2 complete" in out.output, out.output
+    assert "  stale lock: lrr seed 0: lock of pid 4242 on node-17, last heartbeat 2h00m ago (timeout 10m00s) " \
+           "(`bench run` takes it over)" in out.output
+    out = bench("run", str(suite_file), "--results", str(results), "--only", "method=lrr,seed=0", "--no-progress")
+    assert out.exit_code == 0 and "1 completed" in out.output

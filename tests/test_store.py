@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -51,13 +52,39 @@ def test_lock_excludes_a_live_holder_and_takes_over_a_dead_one(tmp_path):
     assert not lock.exists()
 
 
-def test_lock_held_by_another_host_is_respected(tmp_path):
+def test_lock_of_another_host_is_respected_while_its_heartbeat_is_recent_then_taken_over(tmp_path, monkeypatch):
+    """A forged lock of a node that died on shared storage: held while its mtime is younger than the timeout."""
+    monkeypatch.setenv("BENCH_LOCK_TIMEOUT", "600")
     run = RunDir(tmp_path, tiny_spec())
     run.path.mkdir(parents=True)
-    (run.path / "lock").write_text(json.dumps({"pid": dead_pid(), "host": "another-host"}))
-    with pytest.raises(RunLocked):
+    lock = run.path / "lock"
+    pid = dead_pid()
+    lock.write_text(json.dumps({"pid": pid, "host": "another-host", "time": time.time() - 4000}))
+    os.utime(lock, (time.time() - 590,) * 2)
+    assert run.is_locked() and run.stale_lock() is None
+    with pytest.raises(RunLocked, match="on another-host"):
         with run.lock():
             pass
+    os.utime(lock, (time.time() - 3725,) * 2)
+    assert not run.is_locked()
+    assert run.stale_lock() == f"lock of pid {pid} on another-host, last heartbeat 1h02m ago (timeout 10m00s)"
+    with run.lock():
+        assert json.loads(lock.read_text())["host"] == socket.gethostname()
+    assert not lock.exists()
+
+
+def test_a_held_lock_beats_while_the_run_trains(tmp_path, monkeypatch):
+    import prunebench.store as store
+
+    monkeypatch.setattr(store, "HEARTBEAT_S", 0.05)
+    run = RunDir(tmp_path, tiny_spec())
+    with run.lock():
+        lock = run.path / "lock"
+        os.utime(lock, (time.time() - 1000,) * 2)
+        deadline = time.time() + 10
+        while time.time() - lock.stat().st_mtime > 100 and time.time() < deadline:
+            time.sleep(0.05)
+        assert time.time() - lock.stat().st_mtime < 100  # refreshed by the heartbeat
 
 
 def test_lock_released_when_the_body_raises(tmp_path):
