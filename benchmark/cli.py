@@ -415,25 +415,33 @@ def _show(value) -> str:
 @main.command()
 @click.argument("results", type=click.Path(exists=True, file_okay=False))
 @click.option("--output-dir", "-o", default=None, type=click.Path(file_okay=False),
-              help="write <suite>.md, <suite>.csv and <suite>.png here")
+              help="write <suite>.md, .csv (a row per run and level), .json and .png here")
 @click.option("--diagnostics", is_flag=True, help="also show per-level sign flips, mask overlap, layer densities and FLOPs")
 @click.option("--markdown", is_flag=True, help=MARKDOWN_HELP)
-def report(results, output_dir, diagnostics, markdown) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON instead (schema: docs/report-json.md)")
+def report(results, output_dir, diagnostics, markdown, as_json) -> None:
     """Rebuild the leaderboards of every suite recorded in RESULTS from the run records alone."""
-    from prunebench.report import diagnostics_markdown, suites_in, write_outputs
+    from prunebench.report import diagnostics_markdown, method_overlap, suites_in, write_outputs
+    from prunebench.report.document import report_json, suite_report
 
     try:
         suites = suites_in(Path(results))
     except FileNotFoundError as e:
         _fail(f"error: {e}")
+    documents = []
     for sr in suites:
-        click.echo(_leaderboard(sr, markdown))
-        extra = diagnostics_markdown(sr, Path(results)) if diagnostics else ""
-        if extra:
-            click.echo(extra)
+        overlap = method_overlap(Path(results), sr.specs) if diagnostics else None
+        documents.append(suite_report(sr, overlap))
+        extra = diagnostics_markdown(sr, Path(results), overlap) if diagnostics else ""
+        if not as_json:
+            click.echo(_leaderboard(sr, markdown))
+            if extra:
+                click.echo(extra)
         if output_dir:
-            for path in write_outputs(sr, Path(output_dir), extra):
+            for path in write_outputs(sr, Path(output_dir), extra, documents[-1]):
                 click.echo(f"wrote {path}", err=True)
+    if as_json:
+        click.echo(report_json(documents), nl=False)
 
 
 @main.command()

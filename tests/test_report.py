@@ -12,6 +12,7 @@ from prunebench.records import LevelRecord, RunResult
 from prunebench.report import collect, leaderboard_rows, suite_csv, suite_figure, suite_markdown, terminal_summary, write_outputs
 from prunebench.store import RunDir, atomic_write_json
 from prunebench.suite import load_suite
+from tests.conftest import REPO
 
 EXPECTED = Path(__file__).parent / "expected"
 
@@ -101,11 +102,18 @@ def test_rows_hold_deltas_and_verdicts(tmp_path):
     assert rows[("dense", 0)]["delta_vs_dense"] is None and rows[("dense", 0)]["verdict"] == ""
 
 
-def test_csv_has_one_row_per_cell(tmp_path):
-    lines = suite_csv(made_up(tmp_path)).splitlines()
-    header = lines[0].split(",")
-    assert len(lines) == 1 + 7 and "accuracy_mean_pct" in header and "verdict" in header
-    assert "0 1" in lines[1] and "90.0000 92.0000" in lines[1]  # seeds and per-seed accuracies
+def test_csv_is_tidy_one_row_per_run_and_level(tmp_path):
+    import io
+
+    import pandas as pd
+
+    frame = pd.read_csv(io.StringIO(suite_csv(made_up(tmp_path))))
+    assert len(frame) == 14  # 7 cells x 2 seeds
+    assert list(frame.columns[:8]) == ["suite", "label", "variant", "method", "seed", "run_id", "level", "target_density"]
+    assert {"test_accuracy", "sign_flips_vs_init", "mask_iou_previous", "layer_density_min", "collapsed_layers"} <= set(frame.columns)
+    lrr = frame[(frame["label"] == "lrr") & (frame["level"] == 1)].sort_values("seed")
+    assert list(lrr["seed"]) == [0, 1] and list(lrr["test_accuracy"]) == pytest.approx([0.905, 0.899])
+    assert set(frame["suite"]) == {"made_up"} and frame.groupby(["run_id", "level"]).size().max() == 1
 
 
 def test_plot_series(tmp_path):
@@ -121,7 +129,7 @@ def test_plot_series(tmp_path):
     labels = ax.get_legend_handles_labels()[1]
     assert "lrr (reference)" in labels and "imp (reference, approx.)" in labels
     paths = write_outputs(sr, tmp_path / "out")
-    assert [p.suffix for p in paths] == [".md", ".csv", ".png"] and paths[2].stat().st_size > 10_000
+    assert [p.suffix for p in paths] == [".md", ".csv", ".json", ".png"] and paths[3].stat().st_size > 10_000
 
 
 def run_cli(*args):
@@ -234,6 +242,12 @@ def test_diagnostics_show_the_recorded_values_and_the_overlap_between_methods(tm
     rows = [line.split("|") for line in out.output.splitlines() if line.startswith("| imp_lrr_mask | lrr ")]
     assert [(int(r[3]), r[4].strip()) for r in rows] == [(level, "100.00") for level in range(4)]
     assert "mask overlap between methods" in (tmp_path / "out" / "swaps.md").read_text()
+    as_json = CliRunner().invoke(main, ["report", str(tmp_path / "r"), "--diagnostics", "--json"])
+    assert as_json.exit_code == 0 and as_json.stdout.startswith("{")  # nothing but the JSON on stdout
+    suite = json.loads(as_json.stdout)["suites"][0]
+    assert [(o["level"], o["iou"]) for o in suite["mask_overlap"] if (o["a"], o["b"]) == ("imp_lrr_mask", "lrr")] == \
+           [(level, 1.0) for level in range(4)]
+    assert json.loads((tmp_path / "out" / "swaps.json").read_text())["suites"] == [suite]
 
 
 def test_records_of_another_protocol_version_are_named_not_mixed_in(tmp_path, monkeypatch):
@@ -271,3 +285,26 @@ def test_terminal_summary_splits_sparsities_to_fit_the_width(tmp_path):
     table_lines = narrow.split("\n\n")[1:3]
     assert max(len(line) for table in table_lines for line in table.splitlines()) <= 40
     assert "dense" not in table_lines[1]  # no empty rows
+
+
+def test_json_report_validates_and_its_schema_page_names_every_field(tmp_path):
+    import re
+
+    from prunebench.report import document
+
+    sr = made_up(tmp_path)
+    text = document.report_json([document.suite_report(sr)])
+    assert "NaN" not in text
+    parsed = document.Report.model_validate_json(text)
+    raw = json.loads(text)
+    assert raw["schema"] == "prunebench.report/1" and parsed.suites[0].name == "made_up"
+    suite = raw["suites"][0]
+    assert len(suite["levels"]) == 14 and len(suite["leaderboard"]) == 7 and len(suite["runs"]) == 6
+    assert [v["verdict"] for v in suite["verdicts"]] == [v.verdict for v in sr.verdicts]
+    assert {c["verdict"] for c in suite["claims"]} == {"holds", "fails"}
+    page = (REPO / "docs" / "report-json.md").read_text()
+    named = set(re.findall(r"`([a-z_]+)`", page))
+    for model in (document.Report, document.SuiteReport, document.RunEntry, document.Cell, document.LevelEntry,
+                  document.VerdictEntry, document.ClaimEntry, document.OverlapEntry):
+        missing = {f.alias or name for name, f in model.model_fields.items()} - named
+        assert not missing, f"docs/report-json.md does not describe {model.__name__}: {sorted(missing)}"

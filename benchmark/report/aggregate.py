@@ -25,8 +25,15 @@ CELL_FIELDS = ("target_density", "density", "sparsity", "test_accuracy", "test_l
                "dense_train_flops", "inference_flops", "dense_inference_flops", "effective_density")
 
 
+# Every other number a level records, kept in the tidy per-run-level rows (CSV, JSON) beside CELL_FIELDS.
+LEVEL_FIELDS = CELL_FIELDS + ("kept", "prunable", "wall_time_s", "sign_flips_vs_init", "sign_flips_vs_previous",
+                              "mask_iou_previous")
+
+
 def level_rows(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
-    """One row per (run, level) of the complete runs among ``specs``."""
+    """One row per (run, level) of the complete runs among ``specs``: the run's keys, then every number
+    of its level record in the record's units (fractions, not percent), the range of its layer densities
+    and how many layers collapsed. The tidy table of a suite: the CSV and the JSON report write it whole."""
     rows = []
     for order, spec in enumerate(specs):
         result = RunDir(results, spec).result()
@@ -39,7 +46,10 @@ def level_rows(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
 
 
 def _numbers(level: LevelRecord) -> dict[str, float]:
-    return {name: math.nan if getattr(level, name) is None else float(getattr(level, name)) for name in CELL_FIELDS}
+    layers = list(level.layer_density.values())
+    return {**{name: math.nan if getattr(level, name) is None else float(getattr(level, name)) for name in LEVEL_FIELDS},
+            "layer_density_min": min(layers, default=math.nan), "layer_density_max": max(layers, default=math.nan),
+            "collapsed_layers": float(len(level.collapsed_layers))}
 
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
@@ -77,6 +87,7 @@ class SuiteResults:
     tolerance: Tolerance = field(default_factory=Tolerance)  # the one the verdicts applied
     failures: dict[str, str] = field(default_factory=dict)  # run id -> first line of the reason (failed or corrupt)
     provenance: str = ""
+    levels: pd.DataFrame = field(default_factory=pd.DataFrame)  # level_rows(): one row per run and level
 
     @property
     def counts(self) -> dict[str, int]:
@@ -102,7 +113,8 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
             references: ReferencesSpec | None = None) -> SuiteResults:
     meta = meta or {}
     references = references or ReferencesSpec.model_validate(meta.get("references") or {})
-    table = aggregate(level_rows(results, specs))
+    levels = level_rows(results, specs)
+    table = aggregate(levels)
     runs = {s.run_id: RunDir(results, s) for s in specs}
     statuses = {run_id: run.status() for run_id, run in runs.items()}
     failures = {run_id: ((runs[run_id].failure() or {}).get("reason") or "").split("\n")[0]
@@ -115,6 +127,7 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
         tolerance=references.tolerance,
         failures=failures,
         provenance=provenance_line(results, [s for s in specs if statuses[s.run_id] == "complete"]),
+        levels=levels.drop(columns="order") if not levels.empty else levels,
     )
 
 

@@ -80,9 +80,10 @@ def _fmt(x: float, scale: float = 100.0, digits: int = 2) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{scale * x:.{digits}f}"
 
 
-def diagnostics_markdown(sr: SuiteResults, results: Path) -> str:
+def diagnostics_markdown(sr: SuiteResults, results: Path, overlap: pd.DataFrame | None = None) -> str:
     """The per-level diagnostics of Gadhikar & Burkholz 2024 (sign flips, mask overlap) beside the
-    training budget, and the overlap of different methods' masks at the same level."""
+    training budget, and the overlap of different methods' masks at the same level (``overlap``:
+    method_overlap() when the caller has it already)."""
     from tabulate import tabulate
 
     table = diagnostics_table(results, sr.specs)
@@ -97,7 +98,7 @@ def diagnostics_markdown(sr: SuiteResults, results: Path) -> str:
     lines = [f"### {sr.name}: per-level diagnostics", "", "_Means over seeds. Sign flips count unpruned weights only; "
              "train FLOPs: 3 x the forward FLOPs (2 per multiply-add) per example trained, at each layer's density._", "",
              tabulate(body, headers=head, tablefmt="pipe", disable_numparse=True, colalign=("left",) + ("right",) * (len(head) - 1))]
-    overlap = method_overlap(results, sr.specs)
+    overlap = method_overlap(results, sr.specs) if overlap is None else overlap
     if not overlap.empty:
         lines += ["", f"### {sr.name}: mask overlap between methods (IoU %, same seed and level)", "",
                   tabulate([[_name(r.a, r.variant), r.b, r.level, _fmt(r.mean), r.size] for r in overlap.itertuples()],

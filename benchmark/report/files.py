@@ -1,23 +1,27 @@
-"""A suite's report as files: <name>.md (leaderboard, references, diagnostics), .csv, .png (accuracy
-against weights remaining) and -flops.png (accuracy against training FLOPs)."""
+"""A suite's report as files: <name>.md (leaderboard, references, diagnostics), .csv (one row per run
+and level), .json (the report as data, prunebench.report.document), .png (accuracy against weights
+remaining) and -flops.png (accuracy against training FLOPs)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from prunebench.report.aggregate import SuiteResults
+from prunebench.report.document import SuiteReport, report_json, suite_report
 from prunebench.report.plots import plot_flops, plot_suite
 from prunebench.report.tables import suite_csv, suite_markdown
 
 
-def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "") -> list[Path]:
-    """<name>.md (with ``extra_markdown`` appended), <name>.csv and <name>.png in out_dir."""
+def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "", document: SuiteReport | None = None) -> list[Path]:
+    """<name>.md (with ``extra_markdown`` appended), .csv, .json (``document``, or one without mask
+    overlaps) and .png in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if Path(sr.name).name != sr.name or sr.name in (".", ".."):  # records are input too: never write outside out_dir
         raise ValueError(f"suite name {sr.name!r} is not a plain file name")
     written = []
     markdown = suite_markdown(sr) + (f"\n{extra_markdown}" if extra_markdown else "")
-    for suffix, text in ((".md", markdown), (".csv", suite_csv(sr))):
+    as_json = report_json([document or suite_report(sr)])
+    for suffix, text in ((".md", markdown), (".csv", suite_csv(sr)), (".json", as_json)):
         path = out_dir / f"{sr.name}{suffix}"
         path.write_text(text)
         written.append(path)

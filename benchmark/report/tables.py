@@ -257,12 +257,13 @@ def terminal_summary(sr: SuiteResults, width: int = 120) -> str:
 
 
 def suite_csv(sr: SuiteResults) -> str:
-    frame = pd.DataFrame(leaderboard_rows(sr))
+    """The tidy table: one row per run and level (the seed a column; every number of the level record,
+    diagnostics included, in the record's units), for pandas, R or a spreadsheet."""
+    frame = sr.levels.assign(suite=sr.name) if not sr.levels.empty else sr.levels
     if not frame.empty:
-        frame["seeds"] = frame["seeds"].map(lambda xs: " ".join(map(str, xs)))
-        frame["accuracies_pct"] = frame["accuracies_pct"].map(lambda xs: " ".join(f"{x:.4f}" for x in xs))
+        frame = frame[["suite", *[c for c in frame.columns if c != "suite"]]]
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, float_format="%.4f")
+    frame.to_csv(buffer, index=False, float_format="%.6g")
     return buffer.getvalue()
 
 
