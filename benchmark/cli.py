@@ -524,6 +524,24 @@ def compare(a, b) -> None:
         _fail(f"error: {e}")
 
 
+@main.command("export")
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--to", "tracker", required=True, type=click.Choice(["tensorboard", "wandb", "mlflow"]))
+@click.option("--out", "-o", default=None, type=click.Path(file_okay=False), help="where the tracker writes [default: RESULTS/<tracker>]")
+@click.option("--project", default="prunebench", show_default=True, help="W&B project")
+@click.option("--uri", default=None, help="MLflow tracking URI [default: its file store under --out]")
+def export_(results, tracker, out, project, uri) -> None:
+    """Every complete run in RESULTS as a tracker run: its spec as config, its epoch and level rows as metrics."""
+    from prunebench.export import TrackerMissing, export
+
+    target = Path(out) if out else Path(results) / tracker
+    try:
+        count = export(Path(results), tracker, target, project=project, uri=uri)
+    except TrackerMissing as e:
+        _fail(f"error: {e}")
+    click.echo(f"exported {count} runs to {tracker} under {target}" + (f" ({uri})" if uri else ""))
+
+
 @main.group()
 def data() -> None:
     """Datasets: where they are found, and explicit downloads."""
