@@ -15,6 +15,7 @@ the CLI prints); ``suite_results`` checks a suite's records against its referenc
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,14 @@ def load(suite: str | Path | Suite, reduced: bool = False, overrides: Sequence[s
     return suite if isinstance(suite, Suite) else load_suite(suite, reduced=reduced, overrides=overrides)
 
 
-def result_name(suite: Suite) -> str:
-    """The name a suite's records go under: ``<name>-reduced`` for the reduced profile."""
-    return suite.name + ("-reduced" if suite.spec.reduced_applied else "")
+def result_name(suite: Suite, overrides: Sequence[str] = ()) -> str:
+    """The name a suite's records go under: ``<name>-reduced`` for the reduced profile, and ``.set-<hash>``
+    of the --set overrides, so one results directory keeps a resolved record per override set (a
+    `--set seeds=[0]` run never hides the suite's other records from `bench report`)."""
+    name = suite.name + ("-reduced" if suite.spec.reduced_applied else "")
+    if overrides:
+        name += ".set-" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+    return name
 
 
 def suite_meta(suite: Suite, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -69,7 +75,7 @@ def execute_suite(suite: Suite, plans: Sequence[PlannedRun], results: Path, sett
     ``workers``), then collect the suite's results and verdicts from the records."""
     results = Path(results)
     require_data(plans, settings.data_root)  # DatasetError before anything starts
-    save_resolved_suite(results, result_name(suite), suite.runs(), suite_meta(suite, overrides))
+    save_resolved_suite(results, result_name(suite, overrides), suite.runs(), suite_meta(suite, overrides))
     if workers:
         outcomes = run_pool(plans, results, settings, workers, retry_failed=retry_failed, progress=progress,
                             should_stop=should_stop)
@@ -80,7 +86,7 @@ def execute_suite(suite: Suite, plans: Sequence[PlannedRun], results: Path, sett
 
 def suite_results(suite: Suite, results: Path, overrides: Sequence[str] = ()) -> SuiteResults:
     """A suite's results in ``results`` against its references and claims (nothing is trained)."""
-    return collect(Path(results), result_name(suite), suite.runs(), suite_meta(suite, overrides), suite.spec.references)
+    return collect(Path(results), result_name(suite, overrides), suite.runs(), suite_meta(suite, overrides), suite.spec.references)
 
 
 def leaderboard(sr: SuiteResults) -> pd.DataFrame:

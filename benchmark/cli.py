@@ -308,7 +308,7 @@ def _run_slurm(loaded, plans, results_dir, settings, dry_run, retry_failed, part
     if not todo:
         click.echo("nothing to submit: every selected run is complete (or failed; --retry-failed)")
         return
-    save_resolved_suite(results_dir, app.result_name(loaded), loaded.runs(), app.suite_meta(loaded, overrides))
+    save_resolved_suite(results_dir, app.result_name(loaded, overrides), loaded.runs(), app.suite_meta(loaded, overrides))
     jobs = submit(todo, results_dir, settings, make_executor(folder, params))
     click.echo(f"submitted {len(jobs)} runs as SLURM job array {jobs[0].job_id.split('_')[0]}; "
                f"follow with `bench status {results_dir}`, then `bench report {results_dir}`")

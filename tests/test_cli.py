@@ -473,3 +473,18 @@ def test_status_shows_a_stale_lock_of_another_host_and_run_takes_it_over(suite_f
            "(`bench run` takes it over)" in out.output
     out = bench("run", str(suite_file), "--results", str(results), "--only", "method=lrr,seed=0", "--no-progress")
     assert out.exit_code == 0 and "1 completed" in out.output
+
+
+def test_an_override_run_keeps_its_own_record_and_hides_none(suite_file, tmp_path):
+    """`--set seeds=[0]` on a directory holding the two-seed suite: the report still shows both seeds of
+    the suite as written, and the override set as a section of its own that names the overrides."""
+    results = str(tmp_path / "r")
+    assert bench("run", str(suite_file), "--results", results, "--no-progress").exit_code == 0
+    assert bench("run", str(suite_file), "--results", results, "--set", "seeds=[0]", "--no-progress").exit_code == 0
+    names = sorted(p.name for p in (tmp_path / "r" / "suites").iterdir())
+    assert names[0] == "tiny.json" and names[1].startswith("tiny.set-") and len(names) == 2
+    text = bench("report", results).output
+    whole, overridden = text.split("## tiny.set-")
+    lrr_level_2 = next(line for line in whole.splitlines() if line.startswith("| lrr      |       2 |"))
+    assert "Runs: 4 complete." in whole and "± " in lrr_level_2  # both seeds
+    assert "Runs: 2 complete." in overridden and "_Run with `--set seeds=[0]`" in overridden

@@ -182,6 +182,9 @@ def suite_markdown(sr: SuiteResults) -> str:
                   + ", ".join(f"{v} {k}" for k, v in sr.counts.items()) + ".", ""]
     if sr.meta.get("reduced"):
         lines += ["_Reduced profile (CI scale): not comparable with the paper's numbers._", ""]
+    if sr.meta.get("overrides"):
+        lines += ["_Run with " + " ".join(f"`--set {o}`" for o in sr.meta["overrides"]) + " (the suite as written, if run "
+                  "here too, is reported under its own name)._", ""]
     if sr.meta.get("stale_run_ids"):
         lines += [f"_{sr.meta['stale_run_ids']} runs of this suite were recorded by code with another PROTOCOL_VERSION "
                   "(benchmark/spec.py): their run ids differ from this code's, so they count as pending here._", ""]
@@ -218,7 +221,8 @@ def terminal_summary(sr: SuiteResults, width: int = 120) -> str:
     from tabulate import tabulate
 
     rows = leaderboard_rows(sr)
-    lines = [f"{sr.name}: " + ", ".join(f"{v} {k}" for k, v in sr.counts.items()) + " runs"]
+    overrides = " ".join(f"--set {o}" for o in sr.meta.get("overrides", []))
+    lines = [f"{sr.name}{f' ({overrides})' if overrides else ''}: " + ", ".join(f"{v} {k}" for k, v in sr.counts.items()) + " runs"]
     if rows:
         sparsities = sorted({round(r["sparsity_pct"], 1) for r in rows})
         table: dict[str, dict[float, str]] = {}
