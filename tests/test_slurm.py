@@ -51,13 +51,19 @@ def test_local_submitit_array_runs_every_run(tmp_path):
 def test_preempted_task_checkpoints_requeues_and_resumes(tmp_path):
     """The local controller sends USR2 35 s before its 60 s time-out; the task stops at the next
     step with a checkpoint and requeues itself; the new task resumes. Results equal a clean run."""
-    # about 35 s of training on this 2-core Xeon with one thread; USR2 25 s into every task (of which
-    # ~5 s are imports and data): two preemptions alone (measured), about four tasks at two thirds of
-    # the speed, within the local controller's six (submitit's Controller.run max_retry)
-    spec = tiny_spec(method="lrr", params={"levels": 2, "fraction": 0.5}, train={"epochs": 6, "batch_size": 8},
-                     data={"synthetic": {"train_size": 8192}}, model={"name": "lenet_300_100", "options": {"hidden": [256, 128]}})
-    params = {"timeout_min": 1, "signal_delay_s": 35, "name": "bench-preempt"}
+    # USR2 comes 25 s into every task, of which a few seconds are imports and data. The run is sized
+    # by the speed measured here and now (one epoch, same threads) to about 45 s of training: always
+    # preempted at least once, done within the local controller's six tasks (submitit's max_retry).
+    # A fixed size was preempted on a 2-core Xeon and finished unpreempted in 28 s on an AMD EPYC.
+    def lrr(epochs: int):
+        return tiny_spec(method="lrr", params={"levels": 2, "fraction": 0.5}, train={"epochs": epochs, "batch_size": 8},
+                         data={"synthetic": {"train_size": 8192}}, model={"name": "lenet_300_100", "options": {"hidden": [256, 128]}})
+
     settings = ExecSettings(threads=1, checkpoint_interval_s=3600)
+    run_one(lrr(1), tmp_path / "calibrate", settings)
+    seconds_per_epoch = max(m["time_s"] for m in RunDir(tmp_path / "calibrate", lrr(1)).metrics() if m.get("kind") == "epoch")
+    spec = lrr(min(max(round(45 / (3 * seconds_per_epoch)), 4), 60))  # three levels of E epochs each
+    params = {"timeout_min": 1, "signal_delay_s": 35, "name": "bench-preempt"}
     started = time.time()
     (job,) = submit(plan_suite([spec], tmp_path / "r"), tmp_path / "r", settings, make_executor(tmp_path / "slurm", params, "local"))
     outcome = job.result()
