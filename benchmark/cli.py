@@ -254,6 +254,7 @@ def plan_line(name: str, plans, retry_failed: bool, results_dir: Path, settings:
     6 runs, 4 to do, 2 done; 60 epochs to train; records in runs/; device cpu, 2 threads'."""
     import torch
 
+    from prunebench.cpus import usable_cpus
     from prunebench.executors import to_run
 
     todo, _ = to_run(plans, retry_failed)
@@ -264,7 +265,7 @@ def plan_line(name: str, plans, retry_failed: bool, results_dir: Path, settings:
         where += f", {workers[0].threads} threads each)" if workers[0].threads else ")"
     else:
         device = settings.device if settings.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
-        where = f"device {device}, {settings.threads or torch.get_num_threads()} threads"
+        where = f"device {device}, {settings.threads or usable_cpus()[0]} threads"
     counts = f"{len(plans)} run{'s' if len(plans) != 1 else ''}, {len(todo)} to do, {done} done"
     counts += f", {failed} failed before" if failed else ""
     return f"bench run {name}: {counts}; {sum(p.epochs for p in todo):g} epochs to train; records in {results_dir}/; {where}"

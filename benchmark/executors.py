@@ -26,6 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from prunebench.cpus import split_among
 from prunebench.data import DataCache, require_files
 from prunebench.messages import say_levels, say_warnings
 from prunebench.planner import plan_training
@@ -202,6 +203,7 @@ class Worker:
     device: str
     env: dict[str, str]
     threads: int | None = None
+    threads_from: str | None = None  # how ``threads`` was chosen (provenance)
 
 
 def gpu_workers(gpus: str) -> list[Worker]:
@@ -209,13 +211,14 @@ def gpu_workers(gpus: str) -> list[Worker]:
     ids = [g.strip() for g in gpus.split(",") if g.strip()]
     if not ids:
         raise ValueError("--gpus expects a comma-separated list of GPU indices")
-    return [Worker("cuda", {"CUDA_VISIBLE_DEVICES": g}) for g in ids]
+    threads, why = split_among(len(ids))  # a GPU worker's data and Python need CPUs too, not all of them each
+    return [Worker("cuda", {"CUDA_VISIBLE_DEVICES": g}, threads, why) for g in ids]
 
 
 def cpu_workers(jobs: int) -> list[Worker]:
-    """N CPU workers sharing the cores evenly."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    return [Worker("cpu", {"CUDA_VISIBLE_DEVICES": ""}, threads) for _ in range(jobs)]
+    """N CPU workers sharing the CPUs this process may use evenly."""
+    threads, why = split_among(jobs)
+    return [Worker("cpu", {"CUDA_VISIBLE_DEVICES": ""}, threads, why) for _ in range(jobs)]
 
 
 # Per worker process: its settings, data cache and progress queue, set once by _init_worker.
@@ -229,7 +232,8 @@ def _init_worker(workers: queue.Queue, progress: Any, settings: ExecSettings) ->
     os.environ.update(worker.env)  # before the first CUDA call of this process
     stop = stop_on_signals().__enter__()  # for the life of the worker: stop its run at the next step, checkpointed
     _worker_state.update(
-        settings=settings.model_copy(update={"device": worker.device, "threads": worker.threads or settings.threads}),
+        settings=settings.model_copy(update={"device": worker.device, "threads": settings.threads or worker.threads,
+                                             "threads_from": None if settings.threads else worker.threads_from}),
         data=DataCache(), progress=progress, stop=stop,
     )
 

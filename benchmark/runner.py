@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from prunebench.api import get_method, get_scorer
+from prunebench.cpus import usable_cpus
 from prunebench.data import DataCache, DatasetError, DeviceLoader
 from prunebench.masks import prunable_parameters
 from prunebench.messages import LOGGER
@@ -123,13 +124,21 @@ def check_settings(settings: ExecSettings, gpus: int = 0) -> None:
 
 
 def configure_torch(settings: ExecSettings) -> None:
-    """Thread count and determinism flags, recorded in provenance (bitwise equality holds per thread count)."""
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    """Thread count and determinism flags, recorded in provenance (bitwise equality holds per thread count).
+    Without --threads, as many threads as this process has CPUs (affinity, cgroup quota, SLURM), not
+    torch's default of every core of the machine."""
+    torch.set_num_threads(settings.threads or usable_cpus()[0])
     if settings.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+
+
+def threads_from(settings: ExecSettings) -> str:
+    """Why the run has its thread count: --threads, a worker pool's split, or the CPUs it may use."""
+    if settings.threads_from:
+        return settings.threads_from
+    return f"--threads {settings.threads}" if settings.threads else usable_cpus()[1]
 
 
 def plugin_versions(spec: RunSpec | None) -> dict[str, str | None]:
@@ -167,6 +176,7 @@ def provenance(settings: ExecSettings, device: torch.device, spec: RunSpec | Non
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "torch_threads": torch.get_num_threads(),
+        "threads_from": threads_from(settings),
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "settings": settings.model_dump(mode="json"),
         "slurm": {k: os.environ[k] for k in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")

@@ -305,7 +305,8 @@ class ExecSettings(StrictModel):
     """How a run executes; never part of the run id (recorded in provenance instead)."""
 
     device: str = "auto"
-    threads: int | None = None
+    threads: int | None = Field(None, description="torch threads; None: the CPUs this process may use (prunebench.cpus)")
+    threads_from: str | None = Field(None, description="why a worker got its thread count (a pool's split), for provenance")
     data_root: str | None = None
     checkpoint_every: int = Field(1, ge=0, description="checkpoint every N epochs inside a level (0: level ends only)")
     checkpoint_interval_s: float = Field(120.0, ge=0, description="...but at most once per this many seconds")
