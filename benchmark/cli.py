@@ -432,14 +432,15 @@ def report(results, output_dir, diagnostics, markdown, as_json) -> None:
     documents = []
     for sr in suites:
         overlap = method_overlap(Path(results), sr.specs) if diagnostics else None
-        documents.append(suite_report(sr, overlap))
+        document = suite_report(sr, overlap) if as_json or output_dir else None
+        documents.append(document)
         extra = diagnostics_markdown(sr, Path(results), overlap) if diagnostics else ""
         if not as_json:
             click.echo(_leaderboard(sr, markdown))
             if extra:
                 click.echo(extra)
         if output_dir:
-            for path in write_outputs(sr, Path(output_dir), extra, documents[-1]):
+            for path in write_outputs(sr, Path(output_dir), extra, document):
                 click.echo(f"wrote {path}", err=True)
     if as_json:
         click.echo(report_json(documents), nl=False)
@@ -488,11 +489,10 @@ def check(suite, results, reduced, overrides, strict, github_summary, markdown) 
     if any(status != "complete" for status in sr.statuses.values()) and other.exists():
         click.echo(f"note: {results} holds the {'full' if reduced else 'reduced'} profile of this suite ({other}): "
                    f"check it {'without' if reduced else 'with'} --reduced", err=True)
-    text = suite_markdown(sr)
-    click.echo(_leaderboard(sr, markdown) if not markdown and _terminal() else text)
+    click.echo(_leaderboard(sr, markdown))
     if github_summary and os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
-            f.write(text + "\n")
+            f.write(suite_markdown(sr) + "\n")
     sys.exit(_check_exit(sr, strict))
 
 
@@ -527,7 +527,7 @@ def compare(a, b) -> None:
 
 @main.command("export")
 @click.argument("results", type=click.Path(exists=True, file_okay=False))
-@click.option("--to", "tracker", required=True, type=click.Choice(["tensorboard", "wandb", "mlflow"]))
+@click.option("--to", "tracker", required=True, type=click.Choice(["tensorboard", "wandb", "mlflow"]))  # export.TRACKERS
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False), help="where the tracker writes [default: RESULTS/<tracker>]")
 @click.option("--project", default="prunebench", show_default=True, help="W&B project")
 @click.option("--uri", default=None, help="MLflow tracking URI [default: its file store under --out]")

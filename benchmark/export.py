@@ -19,6 +19,7 @@ them); MLflow writes to its file store under OUT unless ``--uri`` names another 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -31,8 +32,8 @@ from typing import Any
 
 from prunebench.store import RunDir, load_resolved_suites
 
-TRACKERS = ("tensorboard", "wandb", "mlflow")
-EXTRA = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow-skinny"}
+# tracker -> (the module it needs, the distribution that has it)
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow-skinny")}
 LEVEL_SKIPPED = {"kind", "level", "layer_density", "collapsed_layers"}
 
 
@@ -88,6 +89,12 @@ def _merged(points: list[tuple[int, dict[str, float]]]) -> list[tuple[int, dict[
 
 def export(results: Path, tracker: str, out: Path, project: str = "prunebench", uri: str | None = None) -> int:
     """Export every complete run of ``results`` to ``tracker`` under ``out``; returns how many."""
+    import importlib.util
+
+    module, distribution = TRACKERS[tracker]
+    if importlib.util.find_spec(module) is None:
+        raise TrackerMissing(f"--to {tracker} needs the {distribution} package: pip install '{distribution}' "
+                             f"(or prunebench[trackers])")
     writer = {"tensorboard": _tensorboard, "wandb": _wandb, "mlflow": _mlflow}[tracker]
     out.mkdir(parents=True, exist_ok=True)
     count = 0
@@ -97,18 +104,8 @@ def export(results: Path, tracker: str, out: Path, project: str = "prunebench", 
     return count
 
 
-def _require(tracker: str) -> None:
-    import importlib.util
-
-    module = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}[tracker]
-    if importlib.util.find_spec(module) is None:
-        raise TrackerMissing(f"--to {tracker} needs the {EXTRA[tracker]} package: pip install '{EXTRA[tracker]}' "
-                             f"(or prunebench[trackers])")
-
-
 def _tensorboard(run: TrackedRun, out: Path, **_: Any) -> None:
     """Event files under OUT/<suite>/<label>_seed<seed>_<run id> (``tensorboard --logdir OUT``)."""
-    _require("tensorboard")
     from torch.utils.tensorboard import SummaryWriter
 
     logdir = out / run.suite / f"{run.name.replace(' ', '_')}_{run.run_id}"
@@ -121,14 +118,16 @@ def _tensorboard(run: TrackedRun, out: Path, **_: Any) -> None:
 
 
 def _wandb(run: TrackedRun, out: Path, project: str, **_: Any) -> None:
-    """An offline W&B run per record in OUT/wandb/ (id: the run id, group: the suite)."""
-    _require("wandb")
+    """An offline W&B run per record and suite in OUT/wandb/ (id: the run id and a hash of the suite name,
+    group: the suite)."""
     import wandb
 
-    for old in (out / "wandb").glob(f"offline-run-*-{run.run_id}"):  # an earlier export of this run
+    # One W&B run per (suite, run): a run that two suites share (or a suite and its --set variant) is in both groups.
+    run_key = f"{run.run_id}-{hashlib.sha256(run.suite.encode()).hexdigest()[:6]}"
+    for old in (out / "wandb").glob(f"offline-run-*-{run_key}"):  # an earlier export of this run
         shutil.rmtree(old, ignore_errors=True)
     settings = wandb.Settings(silent=True, console="off", x_disable_stats=True, x_disable_meta=True)
-    tracked = wandb.init(project=project, dir=str(out), mode="offline", id=run.run_id, name=run.name, group=run.suite,
+    tracked = wandb.init(project=project, dir=str(out), mode="offline", id=run_key, name=run.name, group=run.suite,
                          config=run.config, settings=settings, reinit="create_new")
     try:
         for step, metrics in run.points:
@@ -139,7 +138,6 @@ def _wandb(run: TrackedRun, out: Path, project: str, **_: Any) -> None:
 
 def _mlflow(run: TrackedRun, out: Path, uri: str | None = None, **_: Any) -> None:
     """An MLflow run per record in the experiment named after the suite (tag prunebench.run_id)."""
-    _require("mlflow")
     uri = uri or out.resolve().as_uri()
     if uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps its file store in maintenance mode

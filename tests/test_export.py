@@ -95,10 +95,11 @@ def test_wandb_offline_runs(results, tmp_path):
     folders = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
     assert len(folders) == 2
     for folder in folders:
-        run_id = folder.name.rsplit("-", 1)[1]
-        records = list(_wandb_records(folder / f"run-{run_id}.wandb"))
+        run_id, suite_hash = folder.name.split("-")[3:]
+        records = list(_wandb_records(folder / f"run-{run_id}-{suite_hash}.wandb"))
         run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
-        assert run.run_id == run_id and run.run_group == "tiny" and run.project == "prunebench" and run.display_name.endswith(" seed 0")
+        assert run.run_id == f"{run_id}-{suite_hash}" and run.run_group == "tiny"
+        assert run.project == "prunebench" and run.display_name.endswith(" seed 0")
         config = {u.key: json.loads(u.value_json) for u in run.config.update}
         assert config["seed"] == 0 and config["method"] == want[run_id]["spec"].method
         history = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
@@ -133,3 +134,24 @@ def test_a_missing_tracker_library_is_one_line_exit_2(results, tmp_path, monkeyp
     out = CliRunner().invoke(main, ["export", str(results), "--to", "wandb", "-o", str(tmp_path / "x")])
     assert out.exit_code == 2 and out.output.strip().splitlines() == [
         "error: --to wandb needs the wandb package: pip install 'wandb' (or prunebench[trackers])"]
+
+
+def test_a_run_two_suites_share_is_exported_to_both(results, tmp_path):
+    """The suite as written and its --set variant list the same run: W&B gets it in each group."""
+    import shutil
+
+    copy = tmp_path / "r"
+    shutil.copytree(results, copy)
+    out = CliRunner().invoke(main, ["run", str(results.parent / "tiny.yaml"), "--results", str(copy), "--only", "seed=0",
+                                    "--set", "seeds=[0]", "--no-progress"])
+    assert out.exit_code == 0 and "2 already complete" in out.output, out.output
+    export = CliRunner().invoke(main, ["export", str(copy), "--to", "wandb", "-o", str(tmp_path / "wb")])
+    assert "exported 4 runs" in export.output, export.output
+    assert len(list((tmp_path / "wb" / "wandb").glob("offline-run-*"))) == 4
+
+
+def test_the_command_line_offers_every_tracker():
+    from prunebench.export import TRACKERS
+
+    (option,) = [p for p in main.commands["export"].params if p.name == "tracker"]
+    assert set(option.type.choices) == set(TRACKERS)

@@ -221,7 +221,7 @@ def test_compare(tmp_path):
 
 
 def test_diagnostics_show_the_recorded_values_and_the_overlap_between_methods(tmp_path):
-    from prunebench.report import diagnostics_table, method_overlap
+    from prunebench.report import diagnostics_table, level_rows, method_overlap
     from tests.methods.test_ablations import SUITE as SWAPS
 
     path = tmp_path / "swaps.yaml"
@@ -232,7 +232,7 @@ def test_diagnostics_show_the_recorded_values_and_the_overlap_between_methods(tm
     swapped = overlap[(overlap["a"] == "imp_lrr_mask") & (overlap["b"] == "lrr")]
     assert list(swapped["level"]) == [0, 1, 2, 3] and (swapped["mean"] == 1.0).all()  # the very same masks
     assert (overlap[overlap["level"] == 0]["mean"] == 1.0).all()  # level 0: every method is dense
-    table = diagnostics_table(tmp_path / "r", runs)
+    table = diagnostics_table(level_rows(tmp_path / "r", runs))
     lrr = next(r for r in runs if r.label == "lrr")
     recorded = [lv.sign_flips_vs_init for lv in RunDir(tmp_path / "r", lrr).result().levels]
     assert list(table[table["label"] == "lrr"]["sign_flips_vs_init"]) == recorded
@@ -308,3 +308,13 @@ def test_json_report_validates_and_its_schema_page_names_every_field(tmp_path):
                   document.VerdictEntry, document.ClaimEntry, document.OverlapEntry):
         missing = {f.alias or name for name, f in model.model_fields.items()} - named
         assert not missing, f"docs/report-json.md does not describe {model.__name__}: {sorted(missing)}"
+
+
+def test_json_report_of_a_standalone_method_without_model_or_dataset(tmp_path):
+    """The single-neuron suites have neither model nor dataset: `bench report --json` crashed on them."""
+    from prunebench.report import document
+
+    sr = made_up(tmp_path)
+    sr.specs = [s.model_copy(update={"model": None, "data": None, "train": None}) for s in sr.specs]
+    suite = document.suite_report(sr)
+    assert suite.model is None and suite.dataset is None and suite.epochs_per_level is None and len(suite.levels) == 14

@@ -24,21 +24,14 @@ log = logging.getLogger(LOGGER)
 DIAGNOSTICS = ("sign_flips_vs_init", "sign_flips_vs_previous", "mask_iou_previous", "effective_density", "train_flops")
 
 
-def diagnostics_table(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
-    """Per (label, variant, level), the mean over seeds of the per-level diagnostics the runs recorded,
-    and the range of the per-layer densities (a layer far below the rest is one close to collapse)."""
-    rows = []
-    for spec in specs:
-        result = RunDir(results, spec).result()
-        for level in result.levels if result is not None else []:
-            layers = list(level.layer_density.values())
-            values = {k: math.nan if getattr(level, k) is None else getattr(level, k) for k in DIAGNOSTICS}
-            rows.append({"label": spec.label, "variant": spec.variant, "level": level.level, "density": level.density,
-                         "epochs_trained": level.epochs_trained, **values,
-                         "layer_density_min": min(layers, default=math.nan), "layer_density_max": max(layers, default=math.nan)})
-    if not rows:
+def diagnostics_table(levels: pd.DataFrame) -> pd.DataFrame:
+    """Per (label, variant, level), the mean over seeds of the per-level diagnostics the runs recorded
+    and the range of the per-layer densities (a layer far below the rest is one close to collapse),
+    from the tidy rows the report read already (``SuiteResults.levels``)."""
+    if levels.empty:
         return pd.DataFrame()
-    return pd.DataFrame(rows).groupby(["label", "variant", "level"], sort=False).mean(numeric_only=True).reset_index()
+    columns = ["density", "epochs_trained", *DIAGNOSTICS, "layer_density_min", "layer_density_max"]
+    return levels.groupby(["label", "variant", "level"], sort=False)[columns].mean().reset_index()
 
 
 def method_overlap(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
@@ -86,7 +79,7 @@ def diagnostics_markdown(sr: SuiteResults, results: Path, overlap: pd.DataFrame 
     method_overlap() when the caller has it already)."""
     from tabulate import tabulate
 
-    table = diagnostics_table(results, sr.specs)
+    table = diagnostics_table(sr.levels)
     if table.empty or table[list(DIAGNOSTICS)].isna().all().all():  # e.g. a standalone method: nothing to show
         return ""
     head = ["method", "level", "density %", "sign flips vs init %", "sign flips vs previous %", "mask IoU vs previous %",

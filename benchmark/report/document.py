@@ -181,8 +181,8 @@ def suite_report(sr: SuiteResults, overlap: pd.DataFrame | None = None) -> Suite
     return SuiteReport(
         name=sr.name, description=(sr.meta.get("description") or "").strip(),
         dataset=spec.data.dataset if spec is not None and spec.data is not None else None,
-        model=spec.model.name if spec is not None else None,
-        epochs_per_level=spec.train.epochs if spec is not None else None,
+        model=spec.model.name if spec is not None and spec.model is not None else None,  # a standalone method has none
+        epochs_per_level=spec.train.epochs if spec is not None and spec.train is not None else None,
         reduced=bool(sr.meta.get("reduced")), metric=sr.metric, counts=sr.counts, provenance=sr.provenance.strip().strip("_"),
         runs=runs, leaderboard=[Cell(**_clean(r)) for r in leaderboard_rows(sr)],
         levels=[LevelEntry(**_clean(r)) for r in sr.levels.to_dict("records")] if not sr.levels.empty else [],

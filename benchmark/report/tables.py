@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,15 +145,18 @@ def leaderboard_markdown(sr: SuiteResults, columns: list[Column] = COLUMNS) -> s
     body = [[c.cell(r) for c in shown] for r in rows]
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True,
                     colalign=("left",) + ("right",) * (len(headers) - 1)) + "\n"
+def _verdict_counts(sr: SuiteResults) -> str:
+    """'3 reproduced, 1 deviates', in the order the verdicts first occur."""
+    counts = Counter(v.verdict for v in sr.verdicts)
+    return ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+
+
 def references_markdown(sr: SuiteResults) -> str:
     """Verdict counts, the references that matched no run, the claims, and the sources."""
     lines = []
     if sr.verdicts:
-        counts: dict[str, int] = {}
-        for v in sr.verdicts:
-            counts[v.verdict] = counts.get(v.verdict, 0) + 1
         tol = sr.tolerance
-        lines.append("References: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+        lines.append("References: " + _verdict_counts(sr)
                      + f" (reproduced: |Δ| <= {tol.k} combined SE + {tol.abs} points; "
                      f"≈ approximate references: within {tol.band} points).")
     if sr.claims:
@@ -245,10 +249,7 @@ def terminal_summary(sr: SuiteResults, width: int = 120) -> str:
         lines.append("no complete runs")
     lines.append("")
     if sr.verdicts:
-        counts: dict[str, int] = {}
-        for v in sr.verdicts:
-            counts[v.verdict] = counts.get(v.verdict, 0) + 1
-        lines.append("references: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        lines.append("references: " + _verdict_counts(sr))
         for v in sr.verdicts:
             if v.verdict in ("deviates", "out of band"):
                 ref = v.reference
