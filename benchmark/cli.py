@@ -131,8 +131,8 @@ class GroupedOptions(click.Command):
 RUN_OPTIONS = {
     "Core options": ["results", "data_root", "reduced", "overrides", "only", "dry_run", "retry_failed", "rerun", "check_after",
                      "markdown", "no_progress"],
-    "Training settings": ["device", "threads", "deterministic", "compile_step", "channels_last", "checkpoint_every",
-                          "checkpoint_interval"],
+    "Training settings": ["device", "threads", "deterministic", "compile_step", "compile_update", "channels_last",
+                          "optimizer_impl", "cudnn_benchmark", "sync_checkpoints", "checkpoint_every", "checkpoint_interval"],
     "Scale out (one machine, or machines sharing --results)": ["gpus", "jobs", "shard"],
     "SLURM (--executor slurm: one job array of the runs to do)": ["executor_kind", "partition", "time_limit",
                                                                    "array_parallelism", "slurm_gpus", "slurm_cpus"],
@@ -163,7 +163,12 @@ Examples:
               help="...but at most once per this many seconds (level ends always)")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms (slower on GPU)")
 @click.option("--compile", "compile_step", is_flag=True, help="torch.compile the train step (faster ResNets; not bitwise equal to eager)")
+@click.option("--compile-update", is_flag=True, help="torch.compile the optimizer step and mask multiply too (with --compile: the whole step)")
 @click.option("--channels-last", is_flag=True, help="NHWC memory format (GPU only: refused on the CPU, see results/throughput_cpu.md)")
+@click.option("--optimizer-impl", type=click.Choice(["foreach", "fused", "loop"]), default="foreach", show_default=True,
+              help="the optimizer step: foreach (bitwise the loop's numbers), fused (Adam's last bits differ), loop")
+@click.option("--cudnn-benchmark/--no-cudnn-benchmark", default=None, help="cuDNN autotuning [default: on unless --deterministic]")
+@click.option("--sync-checkpoints", is_flag=True, help="write checkpoints in the training thread (default: a background thread)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--markdown", is_flag=True, help=MARKDOWN_HELP)
 @click.option("--check", "check_after", is_flag=True,
@@ -178,8 +183,8 @@ Examples:
 @click.option("--slurm-gpus", default=1, show_default=True, type=int, help="GPUs per SLURM task")
 @click.option("--slurm-cpus", default=8, show_default=True, type=int, help="CPU cores per SLURM task")
 def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_failed, rerun, device, threads,
-        checkpoint_every, checkpoint_interval, deterministic, compile_step, channels_last, no_progress, markdown, check_after, gpus,
-        jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
+        checkpoint_every, checkpoint_interval, deterministic, compile_step, compile_update, channels_last, optimizer_impl,
+        cudnn_benchmark, sync_checkpoints, no_progress, markdown, check_after, gpus, jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
     from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite, select
     from prunebench.messages import say_levels
@@ -205,7 +210,8 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
     plans = plan_suite(specs, results_dir)
     settings = ExecSettings(device=device, threads=threads, data_root=data_root, checkpoint_every=checkpoint_every,
                             checkpoint_interval_s=checkpoint_interval, deterministic=deterministic, compile=compile_step,
-                            channels_last=channels_last)
+                            compile_update=compile_update, channels_last=channels_last, optimizer_impl=optimizer_impl,
+                            cudnn_benchmark=cudnn_benchmark, async_checkpoints=not sync_checkpoints)
     if executor_kind == "local" and not dry_run:
         from prunebench.runner import check_settings
 

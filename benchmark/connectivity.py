@@ -26,7 +26,7 @@ import copy
 import torch
 from torch import nn
 
-from prunebench.masks import Masks
+from prunebench.masks import Masks, kept_counts
 from prunebench.models.init import NORM_LAYERS
 
 _MAX_TO_AVG: dict[type[nn.Module], type[nn.Module]] = {
@@ -101,4 +101,4 @@ def effective_density(model: nn.Module, masks: Masks, input_shape: tuple[int, ..
     total = sum(m.numel() for m in masks.values())
     if not total:
         return 1.0
-    return sum(int(m.sum()) for m in effective_masks(model, masks, input_shape).values()) / total
+    return sum(kept_counts(effective_masks(model, masks, input_shape)).values()) / total

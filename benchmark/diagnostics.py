@@ -17,20 +17,19 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from prunebench.masks import Masks
+from prunebench.masks import Masks, kept_counts, on_host
 from prunebench.models.init import CONV_LINEAR
 
 Signs = dict[str, torch.Tensor]  # name -> bool tensor, True where the weight is negative
 
 def negative(params: Mapping[str, torch.Tensor]) -> Signs:
-    return {name: (p.detach() < 0).cpu() for name, p in params.items()}
+    return on_host({name: p.detach() < 0 for name, p in params.items()})
 
 
 def sign_flip_fraction(now: Signs, reference: Signs, masks: Masks) -> float:
     """Fraction of the unpruned weights whose sign differs between ``now`` and ``reference``."""
     flipped = kept = 0
-    for name, mask in masks.items():
-        m = mask.cpu()
+    for name, m in on_host(masks).items():
         flipped += int((now[name] != reference[name])[m].sum())
         kept += int(m.sum())
     return flipped / kept if kept else 0.0
@@ -69,9 +68,8 @@ def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]
 
 def forward_flops(macs: Mapping[str, int], masks: Masks) -> float:
     """FLOPs (2 per multiply-accumulate) of one example's forward pass at the masks' densities."""
-    total = 0.0
+    total, kept = 0.0, kept_counts({name: masks[name] for name in macs if name in masks})
     for name, count in macs.items():
-        mask = masks.get(name)
-        density = float(mask.sum()) / mask.numel() if mask is not None else 1.0
+        density = kept[name] / masks[name].numel() if name in kept else 1.0
         total += 2.0 * count * density
     return total

@@ -80,8 +80,31 @@ class MaskStats:
         return {name: k / t for name, (k, t) in self.layers.items()}
 
 
+def on_host(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies of ``tensors`` in host memory, moved in one transfer per dtype instead of one (and one
+    device sync) per tensor."""
+    groups: dict[torch.dtype, list[str]] = {}
+    for name, t in tensors.items():
+        groups.setdefault(t.dtype, []).append(name)
+    out: dict[str, torch.Tensor] = {}
+    for names in groups.values():
+        flat = torch.cat([tensors[n].detach().reshape(-1) for n in names]).cpu()
+        for name, part in zip(names, flat.split([tensors[n].numel() for n in names])):
+            out[name] = part.view(tensors[name].shape)
+    return {name: out[name] for name in tensors}
+
+
+def kept_counts(masks: Masks) -> dict[str, int]:
+    """Kept weights per tensor, read back in one transfer (a device sync per tensor otherwise)."""
+    if not masks:
+        return {}
+    where = next(iter(masks.values())).device
+    counts = torch.stack([m.sum().to(where) for m in masks.values()]).tolist()
+    return dict(zip(masks, counts))
+
+
 def mask_stats(masks: Masks) -> MaskStats:
-    layers = {name: (int(m.sum()), m.numel()) for name, m in masks.items()}
+    layers = {name: (kept, masks[name].numel()) for name, kept in kept_counts(masks).items()}
     return MaskStats(sum(k for k, _ in layers.values()), sum(t for _, t in layers.values()), layers)
 
 

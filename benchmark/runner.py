@@ -118,6 +118,8 @@ def check_settings(settings: ExecSettings, gpus: int = 0) -> None:
         raise ValueError(f"--device {settings.device}: this machine has {cuda} CUDA GPU(s)")
     if gpus and gpus > cuda:
         raise ValueError(f"--gpus lists {gpus} GPU(s); this machine has {cuda}")
+    if settings.cudnn_benchmark and settings.deterministic:
+        raise ValueError("--cudnn-benchmark with --deterministic: autotuning may pick other algorithms in another process")
     if settings.channels_last and device.type == "cpu" and not gpus:
         raise ValueError("--channels-last is a GPU setting (on the CPU, oneDNN computes wrong weight gradients for "
                          "some convolutions in channels_last; see results/throughput_cpu.md)")
@@ -131,7 +133,13 @@ def configure_torch(settings: ExecSettings) -> None:
     if settings.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+    # cuDNN autotuning: the fastest convolution algorithm per shape, timed on the first batches (its
+    # choice may vary between processes, so it is off under --deterministic).
+    torch.backends.cudnn.benchmark = cudnn_benchmark(settings)
+
+
+def cudnn_benchmark(settings: ExecSettings) -> bool:
+    return not settings.deterministic if settings.cudnn_benchmark is None else settings.cudnn_benchmark
 
 
 def threads_from(settings: ExecSettings) -> str:
@@ -185,6 +193,7 @@ def provenance(settings: ExecSettings, device: torch.device, spec: RunSpec | Non
     if device.type == "cuda":
         info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
+        info["cudnn_benchmark"] = torch.backends.cudnn.benchmark
     return info
 
 
@@ -229,10 +238,13 @@ def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: Data
         eval_batch_size=settings.eval_batch_size,
         channels_last=settings.channels_last,
         compile=settings.compile,
+        compile_update=settings.compile_update,
+        optimizer_impl=settings.optimizer_impl,
     )
     return TrainingSession(spec, trainer, prunable, run, num_classes=prepared.num_classes,
                    checkpoint_every=settings.checkpoint_every, checkpoint_interval_s=settings.checkpoint_interval_s,
-                   on_progress=on_progress, should_stop=should_stop, producers=producers)
+                   on_progress=on_progress, should_stop=should_stop, producers=producers,
+                   async_checkpoints=settings.async_checkpoints)
 
 
 def _run_standalone(spec: RunSpec, run: RunDir, method: type, settings: ExecSettings, started: float) -> Outcome:
@@ -324,7 +336,10 @@ def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCach
                 session.load_state_dict(state)
             else:
                 run.start(provenance(settings, device, spec))
-            method().run(session, method.Params.model_validate(spec.params))
+            try:
+                method().run(session, method.Params.model_validate(spec.params))
+            finally:  # however the method ended, its last checkpoint is on disk before the lock is released
+                session.wait_for_checkpoints()
             wall = time.perf_counter() - started
             run.update_provenance(wall_time_s=wall, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
             run.complete(run_result(spec, session.levels, session.epochs_trained, wall, str(device)))

@@ -33,13 +33,14 @@ from prunebench.api import (
 )
 from prunebench.connectivity import effective_density
 from prunebench.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
-from prunebench.masks import Masks, Scores, allocate, drop_and_grow, full_masks, mask_stats, pack
+from prunebench.masks import Masks, Scores, allocate, drop_and_grow, full_masks, mask_stats, on_host, pack
 from prunebench.messages import LEVELS
 from prunebench.models.init import NORM_LAYERS
 from prunebench.records import EpochRecord, LevelRecord
 from prunebench.seeds import derive_seed
 from prunebench.sparsity import cubic_density, drop_fraction, is_update_step
 from prunebench.spec import Point, RunSpec, level_steps
+from prunebench.store import BackgroundWriter, host_copy
 from prunebench.train import EpochStats, PartialEpoch, Trainer
 
 levels_log = logging.getLogger(LEVELS)
@@ -85,6 +86,7 @@ class TrainingSession:
         on_progress: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         producers: Mapping[str, ProducerRecords] | None = None,
+        async_checkpoints: bool = False,
     ) -> None:
         self.spec = spec
         self.trainer = trainer
@@ -115,6 +117,8 @@ class TrainingSession:
         self._next_op = 0
         self._resume: Resume | None = None
         self._started = self._last_checkpoint = time.perf_counter()
+        # Checkpoints copied to host memory, then written by a thread while training goes on
+        self._writer = BackgroundWriter() if async_checkpoints else None
 
     # ---- positions
     @property
@@ -196,6 +200,7 @@ class TrainingSession:
         partial = self.trainer.train(first, last, epoch_key, on_epoch, self.should_stop, carry, after_step)
         if partial is not None:  # its steps count once the epoch is finished, after the resume
             self._checkpoint(Resume(op, partial.step, partial.state()))
+            self.wait_for_checkpoints()
             raise Interrupted(f"stopped at step {partial.step} of level {self.level}; checkpoint written")
 
     def _update_steps(self, updates: MaskUpdates, last: int) -> tuple[int, int, int]:
@@ -386,7 +391,8 @@ class TrainingSession:
         op, run = self._op()
         if not run:
             return
-        stats = mask_stats(self.masks)
+        masks = on_host(self.masks)  # one transfer; every statistic below is computed on the host copy
+        stats = mask_stats(masks)
         signs = negative(self.prunable)
         evaluated = self.trainer.evaluate()
         row = LevelRecord(
@@ -397,35 +403,43 @@ class TrainingSession:
             collapsed_layers=[name for name, (kept, _) in stats.layers.items() if kept == 0],
             test_accuracy=evaluated["accuracy"], test_loss=evaluated["loss"],
             epochs_trained=self.epochs_trained, train_flops=self.train_flops, dense_train_flops=self.dense_train_flops,
-            inference_flops=forward_flops(self._macs, self.masks), dense_inference_flops=self._dense_forward,
+            inference_flops=forward_flops(self._macs, masks), dense_inference_flops=self._dense_forward,
             wall_time_s=time.perf_counter() - self._started, layer_density=stats.layer_density(),
-            sign_flips_vs_init=sign_flip_fraction(signs, self._init_signs, self.masks),
-            **self._versus_previous_level(signs), **extra,
+            sign_flips_vs_init=sign_flip_fraction(signs, self._init_signs, masks),
+            **self._versus_previous_level(signs, masks), **extra,
         )
         self.levels.append(row)
         levels_log.info("%s seed %d level %d: %.2f%% of weights, test acc %.2f%%, %.1f s", self.spec.label, self.spec.seed,
                         level, 100 * row.density, 100 * row.test_accuracy, row.wall_time_s)
         self.recorder.append_metrics(row.model_dump(mode="json", exclude_none=True))
-        self.recorder.save_masks(level, pack(self.masks))
+        self.recorder.save_masks(level, pack(masks))
         self.recorder.save_signs(level, pack(signs))
-        self._previous = {"masks": {k: v.cpu().clone() for k, v in self.masks.items()}, "signs": {k: v.cpu() for k, v in signs.items()}}
+        self._previous = {"masks": masks, "signs": signs}
         self.level = self.data_level = level + 1
         self._checkpoint(Resume(op + 1))
 
-    def _versus_previous_level(self, signs: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _versus_previous_level(self, signs: dict[str, torch.Tensor], masks: Masks) -> dict[str, float]:
         """Sign flips and mask overlap against the end of the previously recorded level."""
         if not self._previous:
             return {}
         return {
-            "sign_flips_vs_previous": sign_flip_fraction(signs, self._previous["signs"], self.masks),
-            "mask_iou_previous": mask_iou(self.masks, self._previous["masks"]),
+            "sign_flips_vs_previous": sign_flip_fraction(signs, self._previous["signs"], masks),
+            "mask_iou_previous": mask_iou(masks, self._previous["masks"]),
         }
 
     # ---- checkpoints
     def _checkpoint(self, at: Resume) -> None:
-        self.recorder.save_checkpoint(self.state_dict(at))
+        if self._writer is None:
+            self.recorder.save_checkpoint(self.state_dict(at))
+        else:
+            self._writer.submit(self.recorder.save_checkpoint, host_copy(self.state_dict(at)))
         self._last_checkpoint = time.perf_counter()
         self._scored = False
+
+    def wait_for_checkpoints(self) -> None:
+        """Until the last checkpoint is on disk (before the run's lock is released or its end is recorded)."""
+        if self._writer is not None:
+            self._writer.wait()
 
     def state_dict(self, at: Resume) -> dict[str, Any]:
         return {

@@ -316,3 +316,14 @@ class ExecSettings(StrictModel):
     # float bits, so the default path stays the one with bitwise-reproducible numbers.
     channels_last: bool = Field(False, description="model and batches in channels_last (NHWC) memory format")
     compile: bool = Field(False, description="torch.compile the forward and loss of the train step (once per process)")
+    compile_update: bool = Field(False, description="torch.compile the optimizer step and the mask multiply too (with "
+                                 "``compile``: the whole step compiled; eager stays the CPU default)")
+    # Step-loop settings for fast devices (benchmarks/step_ops.py counts their operators); their defaults
+    # give the numbers of the plain loop bit for bit.
+    optimizer_impl: Literal["foreach", "fused", "loop"] = Field(
+        "foreach", description="the optimizer step as one foreach call per group (bitwise equal to the per-parameter "
+                               "loop for SGD, Adam and AdamW: a test checks it), a fused kernel (Adam's last bits differ), "
+                               "or the loop")
+    cudnn_benchmark: bool | None = Field(None, description="cuDNN autotuning; None: on unless --deterministic (CUDA only)")
+    async_checkpoints: bool = Field(True, description="checkpoints copied to host memory and written by a background "
+                                    "thread while training goes on (one write in flight; awaited at a level's end)")

@@ -100,6 +100,49 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buffer.getbuffer())
 
 
+def host_copy(state: Any) -> Any:
+    """A copy of a state tree (dicts, lists, tuples, tensors, plain values) in host memory that
+    training can no longer change: what a background write may serialise while training goes on."""
+    if torch.is_tensor(state):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: host_copy(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(host_copy(v) for v in state)
+    return state
+
+
+class BackgroundWriter:
+    """Writes in a background thread, one at a time: a new write first waits for the last one, and
+    a write's exception is raised in the caller's thread at the next ``submit`` or ``wait``.
+
+    Files stay valid under a kill at any moment, as each write is atomic (``atomic_write_bytes``)."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, write: Any, *args: Any) -> None:
+        self.wait()
+
+        def target() -> None:
+            try:
+                write(*args)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                self._error = e
+
+        self._thread = threading.Thread(target=target, name="prunebench-writer", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
 def read_json(path: Path) -> Any | None:
     """The parsed file, or None if it is missing or unreadable (a torn or corrupt record)."""
     try:

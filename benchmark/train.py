@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +74,12 @@ class PartialEpoch:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def make_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimizer:
+OptimizerImpl = Literal["foreach", "fused", "loop"]
+
+
+def make_optimizer(model: nn.Module, spec: OptimizerSpec, impl: OptimizerImpl = "foreach") -> torch.optim.Optimizer:
+    """The suite's optimizer over ``model``; ``impl`` is how its step runs (an execution setting): one
+    foreach call per parameter group, a fused kernel, or torch's per-parameter loop."""
     if spec.weight_decay_on == "all":
         groups = [{"params": list(model.parameters()), "weight_decay": spec.weight_decay}]
     else:
@@ -83,10 +89,11 @@ def make_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimiz
             {"params": [p for p in params if id(p) in decayed], "weight_decay": spec.weight_decay},
             {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
         ]
+    how = {"foreach": {"foreach": True}, "fused": {"fused": True}, "loop": {"foreach": False}}[impl]
     if spec.name == "sgd":
-        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov)
+        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, **how)
     cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
-    return cls(groups, lr=spec.lr, betas=spec.betas)
+    return cls(groups, lr=spec.lr, betas=spec.betas, **how)
 
 
 def forward_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,6 +112,20 @@ def compiled_forward_loss() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     autocast state. ``dynamic=False``: static shapes give the best kernels and at most two graphs.
     """
     return torch.compile(forward_loss, dynamic=False)
+
+
+def update(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], masks: list[torch.Tensor]) -> None:
+    """The optimizer step, then the masks enforced: the part of a step that ``compile_update`` compiles."""
+    optimizer.step()
+    if params:
+        apply_masks(params, masks)
+
+
+@functools.cache
+def compiled_update() -> Callable[..., None]:
+    """``update`` through torch.compile, made once per process (parameters and masks are graph inputs,
+    so new masks of the same shapes reuse the graph)."""
+    return torch.compile(update, dynamic=False)
 
 
 PROGRESS_EVERY_S = 0.5
@@ -131,6 +152,8 @@ class Trainer:
         eval_batch_size: int = 1024,
         channels_last: bool = False,
         compile: bool = False,
+        compile_update: bool = False,
+        optimizer_impl: OptimizerImpl = "foreach",
     ) -> None:
         device = train_loader.device
         if spec.precision == "bf16" and device.type == "cpu":
@@ -144,16 +167,22 @@ class Trainer:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             model.to(memory_format=torch.channels_last)  # in place: the parameters keep their identity
+        train_loader.memory_format = test_loader.memory_format = self.memory_format  # batches made in it, no copy after
         self.model = model
         self.train_loader = train_loader
         self.test_loader = test_loader
         self.spec = spec
         self.eval_batch_size = eval_batch_size
-        self.optimizer = make_optimizer(model, spec.optimizer)
+        self.optimizer_impl = optimizer_impl
+        # A compiled step takes the learning rate as a tensor (a Python float would be a constant of
+        # the graph: one recompile per step of the schedule).
+        self._lr_tensor = compile_update
+        self.optimizer = self._new_optimizer()
         self.steps_per_epoch = train_loader.steps_per_epoch
         self.total_steps = spec.epochs * self.steps_per_epoch
         self._masked: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
         self._forward_loss = compiled_forward_loss() if compile else forward_loss
+        self._update = compiled_update() if compile_update else update
         self._generators = step_generators(device)
         self._autocast = (
             (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if spec.precision == "bf16" else nullcontext
@@ -162,8 +191,16 @@ class Trainer:
         # progress bar between epochs; a clock read per step, no device sync).
         self.on_steps: Callable[[int], None] | None = None
 
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        optimizer = make_optimizer(self.model, self.spec.optimizer, self.optimizer_impl)
+        if self._lr_tensor:
+            device = next(self.model.parameters()).device
+            for group in optimizer.param_groups:
+                group["lr"] = torch.tensor(group["lr"], device=device)
+        return optimizer
+
     def reset_optimizer(self) -> None:
-        self.optimizer = make_optimizer(self.model, self.spec.optimizer)
+        self.optimizer = self._new_optimizer()
 
     @torch.no_grad()
     def start_at_zero(self, params: dict[str, nn.Parameter], where: Masks) -> None:
@@ -229,26 +266,33 @@ class Trainer:
         started = time.perf_counter()
         loss_sum = torch.tensor(carry.loss_sum if carry else 0.0, device=loader.device)
         correct = torch.tensor(carry.correct if carry else 0, device=loader.device, dtype=torch.int64)
-        seen, lr, smoothing, fmt = carry.seen if carry else 0, 0.0, self.spec.label_smoothing, self.memory_format
+        seen, lr, smoothing = carry.seen if carry else 0, 0.0, self.spec.label_smoothing
         epoch_first = carry.first_step if carry else first
         reported, reported_at = first, started
         for step in range(first, end):
-            lr = self.lr_at(step)  # a Python float (about 1 us), never a tensor: no sync, no recompile
+            lr = self.lr_at(step)  # a Python float (about 1 us), never read back from a device: no sync
             for group in opt.param_groups:
-                group["lr"] = lr
+                if not self._lr_tensor:
+                    group["lr"] = lr
+                elif torch.is_tensor(group["lr"]):
+                    group["lr"].fill_(lr)
+                else:  # a float from an optimizer state loaded from a checkpoint of the eager path
+                    group["lr"] = torch.tensor(lr, device=loader.device)
             x, y = loader.batch(plan, step - epoch * spe)
             seed = derive_seed(key, step)
             for generator in self._generators:  # ~2 us each; torch.manual_seed would cost ~350 us a step
                 generator.manual_seed(seed)
             with self._autocast():
-                logits, loss = self._forward_loss(model, x.contiguous(memory_format=fmt), y, smoothing)
+                logits, loss = self._forward_loss(model, x, y, smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            if after_step is not None:
+            if after_step is None:
+                self._update(opt, *self._masked)
+            else:  # an in-training mask update sees the step's gradients before the masks apply
+                self._update(opt, [], [])
                 after_step(step, y.shape[0])
-            if self._masked[0]:
-                apply_masks(*self._masked)
+                if self._masked[0]:
+                    apply_masks(*self._masked)
             loss_sum += loss.detach().float() * y.shape[0]
             correct += (logits.argmax(1) == y).sum()
             seen += y.shape[0]
@@ -279,7 +323,7 @@ class Trainer:
         correct = torch.zeros((), device=loader.device, dtype=torch.int64)
         for x, y in loader.in_order(self.eval_batch_size):
             with self._autocast():
-                logits = self.model(x.contiguous(memory_format=self.memory_format))
+                logits = self.model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             correct += (logits.argmax(1) == y).sum()
         self.model.train(was_training)

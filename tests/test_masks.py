@@ -108,3 +108,17 @@ def test_pack_roundtrip():
     assert packed["w"]["bits"].numel() == -(-105 // 8)
     out = unpack(packed)
     assert all(torch.equal(out[k], masks[k]) for k in masks)
+
+
+def test_on_host_and_kept_counts_read_every_tensor_back_in_one_transfer():
+    from prunebench.masks import kept_counts, on_host
+
+    g = torch.Generator().manual_seed(0)
+    tensors = {"a": torch.rand(3, 4, generator=g) < 0.5, "b": torch.randn(5, generator=g), "c": torch.rand(2, 2, 2, generator=g) < 0.3}
+    copied = on_host(tensors)
+    assert list(copied) == list(tensors)
+    assert all(torch.equal(copied[n], tensors[n]) and copied[n].dtype == tensors[n].dtype for n in tensors)
+    tensors["b"].add_(1.0)  # a copy: later changes to the originals do not reach it
+    assert not torch.equal(copied["b"], tensors["b"])
+    masks = {"a": tensors["a"], "c": tensors["c"]}
+    assert kept_counts(masks) == {n: int(m.sum()) for n, m in masks.items()} and kept_counts({}) == {}

@@ -271,3 +271,76 @@ def test_stale_lock_takeover_has_exactly_one_winner(tmp_path):
     for w in workers:
         w.join(timeout=60)
     assert list(held) == [1] * trials
+
+
+# ---- checkpoints written in the background (issue 16)
+def test_background_checkpoint_is_a_copy_taken_when_submitted(tmp_path):
+    import torch
+
+    from prunebench.store import BackgroundWriter, host_copy
+
+    run = RunDir(tmp_path, tiny_spec())
+    weights = torch.zeros(1000)
+    state = {"op": 0, "metrics_count": 0, "model": {"w": weights}, "journal": {0: 1.0}, "levels": [{"level": 0}]}
+    writer = BackgroundWriter()
+    writer.submit(run.save_checkpoint, host_copy(state))
+    weights.add_(1.0)  # training goes on while the copy is written
+    state["journal"][1] = 2.0
+    writer.wait()
+    saved = run.load_checkpoint()
+    assert torch.equal(saved["model"]["w"], torch.zeros(1000)) and saved["journal"] == {0: 1.0}
+
+
+def test_a_background_write_error_is_raised_in_the_training_thread(tmp_path):
+    from prunebench.store import BackgroundWriter
+
+    def fails() -> None:
+        raise OSError(28, "No space left on device")
+
+    writer = BackgroundWriter()
+    writer.submit(fails)
+    with pytest.raises(OSError, match="No space"):
+        writer.wait()
+    writer.wait()  # raised once
+
+
+KILLED_WRITER = """
+import os, sys, time, torch
+import prunebench.store as store
+from prunebench.store import BackgroundWriter, RunDir, host_copy
+from tests.conftest import tiny_spec
+
+run = RunDir(sys.argv[1], tiny_spec())
+weights = torch.full((100_000,), 1.0)
+run.save_checkpoint({"op": 0, "metrics_count": 0, "model": {"w": weights}, "step": 1})  # the last good checkpoint
+
+def stuck(fd):  # the next write blocks in its fsync: the moment the kill strikes (a write in the
+    print("writing", flush=True)  # training thread would finish after 20 s, and the test fail)
+    time.sleep(20)
+
+store.os.fsync = stuck
+writer = BackgroundWriter()
+writer.submit(run.save_checkpoint, host_copy({"op": 0, "metrics_count": 0, "model": {"w": weights}, "step": 2}))
+weights.add_(1.0)
+print("training goes on", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_kill_during_a_background_checkpoint_write_leaves_the_previous_checkpoint(tmp_path):
+    import signal
+    import sys
+
+    import torch
+
+    from tests.conftest import REPO
+
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        said = {proc.stdout.readline().strip(), proc.stdout.readline().strip()}
+        assert said == {"writing", "training goes on"}  # the step loop ran while the write was under way
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    state = RunDir(tmp_path, tiny_spec()).load_checkpoint()
+    assert state["step"] == 1 and torch.equal(state["model"]["w"], torch.full((100_000,), 1.0))

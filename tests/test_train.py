@@ -292,3 +292,36 @@ def test_a_level_split_into_segments_trains_as_one_pass_with_dropout(split):
     torch.manual_seed(999)  # whatever runs between two segments (scoring, evaluation) may draw from it
     b.train(split, b.total_steps, key, lambda s: None)
     assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+
+
+# ---- step-loop settings (issue 16): the optimizer step's implementation and a compiled update
+@pytest.mark.parametrize("optimizer", [
+    {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05},
+    {"name": "adam", "lr": 0.01, "weight_decay": 0.05},
+    {"name": "adamw", "lr": 0.01, "weight_decay": 0.05, "weight_decay_on": "weights"},
+])
+def test_foreach_optimizer_step_is_bitwise_the_per_parameter_loop(optimizer):
+    """The default (foreach) gives the loop's numbers exactly: runs recorded before it keep their results."""
+    def trained(impl: str) -> dict:
+        t = trainer(optimizer, model="resnet20")
+        t = Trainer(t.model, t.train_loader, t.test_loader, t.spec, optimizer_impl=impl)
+        torch.manual_seed(1)
+        prune_half(t)
+        t.train(0, 6, key, lambda s: None)
+        return t.model.state_dict()
+
+    loop, foreach = trained("loop"), trained("foreach")
+    assert all(torch.equal(loop[k], foreach[k]) for k in loop)
+
+
+def test_fused_optimizer_step_trains_like_the_loop_and_keeps_pruned_weights_zero():
+    plain, fast, masks = trained_pair("resnet20", 4, optimizer_impl="fused")
+    assert all(g.get("fused") for g in fast.optimizer.param_groups) and not plain.optimizer.param_groups[0].get("fused")
+    assert_same_training(plain, fast, masks, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_whole_step_matches_eager_and_keeps_pruned_weights_zero():
+    plain, fast, masks = trained_pair("lenet_300_100", 6, compile=True, compile_update=True)
+    assert all(torch.is_tensor(g["lr"]) for g in fast.optimizer.param_groups)  # the schedule feeds the graph, no recompile
+    assert fast.optimizer.param_groups[0]["lr"].item() == pytest.approx(plain.lr_at(5))
+    assert_same_training(plain, fast, masks, rtol=1e-4, atol=1e-5)

@@ -30,9 +30,11 @@ class EpochPlan:
     boxes: torch.Tensor | None = None  # (N, 4) resized-crop boxes (x1, y1, x2, y2), pixel edges
 
 
-def normalize(images: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> (x / 255 - mean) / std, with scale = 1 / (255 std) and shift = mean / std."""
-    return images.float().mul_(scale).sub_(shift)
+def normalize(images: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+              memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """uint8 pixels -> (x / 255 - mean) / std, with scale = 1 / (255 std) and shift = mean / std; the
+    conversion to float is also the one copy into ``memory_format``."""
+    return images.to(torch.float32, memory_format=memory_format).mul_(scale).sub_(shift)
 
 
 def standardize_per_image(images: torch.Tensor) -> torch.Tensor:
@@ -67,6 +69,7 @@ class DeviceLoader:
         self.drop_last = drop_last
         self.eval_resize, self.eval_crop = eval_resize, eval_crop
         self.per_image = per_image_standardization
+        self.memory_format = torch.contiguous_format  # of the batches (the Trainer sets channels_last)
         channels = self.images.shape[1]
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, channels, 1, 1)
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, channels, 1, 1)
@@ -105,17 +108,24 @@ class DeviceLoader:
         sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
         idx = plan.order[sl]
         images = self.images[idx]
+        flips = plan.flips[sl] if plan.flips is not None else None
+        if plan.shifts is not None and plan.boxes is None and not self.per_image:
+            # The flip is a reversed column order of the crop's gather: no copy of its own (exact, as
+            # the per-channel affine that follows acts on each pixel alone).
+            return self._normalize(random_crop(images, plan.shifts[sl], self.augment.crop_padding, flips)), self.labels[idx]
         if plan.shifts is not None:
             images = random_crop(images, plan.shifts[sl], self.augment.crop_padding)
         images = self._normalize(images)  # affine per channel or per image: commutes with resampling and flips
         if plan.boxes is not None:
             images = resized_crop(images, plan.boxes[sl], self.augment.random_resized_crop)
-        if plan.flips is not None:
-            images = torch.where(plan.flips[sl].view(-1, 1, 1, 1), images.flip(-1), images)
-        return images, self.labels[idx]
+        if flips is not None:
+            images = torch.where(flips.view(-1, 1, 1, 1), images.flip(-1), images)
+        return images.contiguous(memory_format=self.memory_format), self.labels[idx]
 
     def _normalize(self, images: torch.Tensor) -> torch.Tensor:
-        return standardize_per_image(images) if self.per_image else normalize(images, self.scale, self.shift)
+        if self.per_image:
+            return standardize_per_image(images).contiguous(memory_format=self.memory_format)
+        return normalize(images, self.scale, self.shift, self.memory_format)
 
     def in_order(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The whole split in file order, without augmentation (evaluation)."""
@@ -125,7 +135,7 @@ class DeviceLoader:
                 images = F.interpolate(images, size=(self.eval_resize, self.eval_resize), mode="bilinear", align_corners=False)
             if self.eval_crop:
                 images = center_crop(images, self.eval_crop)
-            yield images, self.labels[start : start + batch_size]
+            yield images.contiguous(memory_format=self.memory_format), self.labels[start : start + batch_size]
 
 
 def steps_per_epoch(examples: int, batch_size: int, drop_last: bool) -> int:
@@ -133,12 +143,16 @@ def steps_per_epoch(examples: int, batch_size: int, drop_last: bool) -> int:
     return examples // batch_size if drop_last else -(-examples // batch_size)
 
 
-def random_crop(images: torch.Tensor, shifts: torch.Tensor, padding: int) -> torch.Tensor:
-    """Crop every image of a batch at its own offset after zero padding, in one gather."""
+def random_crop(images: torch.Tensor, shifts: torch.Tensor, padding: int, flips: torch.Tensor | None = None) -> torch.Tensor:
+    """Crop every image of a batch at its own offset after zero padding, in one gather; with ``flips``
+    (bool per image), the flipped images are gathered in reversed column order."""
     b, c, h, w = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
     rows = (shifts[:, 0:1] + torch.arange(h, device=images.device)).view(b, 1, h, 1)
-    cols = (shifts[:, 1:2] + torch.arange(w, device=images.device)).view(b, 1, 1, w)
+    columns = torch.arange(w, device=images.device)
+    if flips is not None:
+        columns = torch.where(flips.view(b, 1), columns.flip(0), columns)
+    cols = (shifts[:, 1:2] + columns).view(b, 1, 1, w)
     batch = torch.arange(b, device=images.device).view(b, 1, 1, 1)
     chan = torch.arange(c, device=images.device).view(1, c, 1, 1)
     return padded[batch, chan, rows, cols]

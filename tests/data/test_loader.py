@@ -122,3 +122,22 @@ def test_per_image_standardization_after_crop():
         torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
     flat = torch.full((1, 3, 4, 4), 7, dtype=torch.uint8)  # zero variance: the floor keeps it finite
     assert torch.equal(standardize_per_image(flat), torch.zeros(1, 3, 4, 4))
+
+
+def test_flip_inside_the_crop_gather_is_bitwise_the_flip_after_normalising():
+    """The flip is folded into the crop's gather (no copy of its own): the same floats as flipping the
+    normalised batch, for any mean and std; channels_last batches are made in that layout directly."""
+    from prunebench.data.loader import normalize
+
+    data = split()
+    loader = DeviceLoader(data, batch_size=20, mean=(0.49, 0.48, 0.45), std=(0.247, 0.243, 0.261),
+                          augment=AugmentSpec(crop_padding=4, hflip=True))
+    plan = loader.plan(11)
+    x, _ = loader.batch(plan, 0)
+    crops = normalize(random_crop(data.images[plan.order], plan.shifts, 4), loader.scale, loader.shift)
+    expected = torch.where(plan.flips.view(-1, 1, 1, 1), crops.flip(-1), crops)
+    assert torch.equal(x, expected) and 0 < plan.flips.sum() < 20
+    loader.memory_format = torch.channels_last
+    nhwc, _ = loader.batch(plan, 0)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and torch.equal(nhwc, expected)
+    assert next(loader.in_order(20))[0].is_contiguous(memory_format=torch.channels_last)
