@@ -133,7 +133,7 @@ RUN_OPTIONS = {
                      "markdown", "no_progress"],
     "Training settings": ["device", "threads", "deterministic", "compile_step", "compile_update", "channels_last",
                           "optimizer_impl", "cudnn_benchmark", "sync_checkpoints", "checkpoint_every", "checkpoint_interval"],
-    "Scale out (one machine, or machines sharing --results)": ["gpus", "jobs", "shard"],
+    "Scale out (one machine, or machines sharing --results)": ["gpus", "runs_per_gpu", "jobs", "shard"],
     "SLURM (--executor slurm: one job array of the runs to do)": ["executor_kind", "partition", "time_limit",
                                                                    "array_parallelism", "slurm_gpus", "slurm_cpus"],
 }
@@ -174,6 +174,9 @@ Examples:
 @click.option("--check", "check_after", is_flag=True,
               help="then check the results against the suite's references (exit codes of `bench check`)")
 @click.option("--gpus", default=None, metavar="0,1,...", help="one worker process per listed GPU")
+@click.option("--runs-per-gpu", default=1, show_default=True, type=click.IntRange(min=1),
+              help="runs sharing each GPU at once, a worker process each (small models on a large GPU); "
+                   "without --gpus: every visible GPU")
 @click.option("--jobs", default=None, type=click.IntRange(min=1), help="this many CPU worker processes")
 @click.option("--shard", default=None, metavar="i/N", help="only the runs of shard i of N (machines sharing --results)")
 @click.option("--executor", "executor_kind", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
@@ -184,7 +187,7 @@ Examples:
 @click.option("--slurm-cpus", default=8, show_default=True, type=int, help="CPU cores per SLURM task")
 def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_failed, rerun, device, threads,
         checkpoint_every, checkpoint_interval, deterministic, compile_step, compile_update, channels_last, optimizer_impl,
-        cudnn_benchmark, sync_checkpoints, no_progress, markdown, check_after, gpus, jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
+        cudnn_benchmark, sync_checkpoints, no_progress, markdown, check_after, gpus, runs_per_gpu, jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
     from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite, select
     from prunebench.messages import say_levels
@@ -193,7 +196,9 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
     loaded = _load(suite, reduced, overrides)
     try:
         shard_of = parse_shard(shard) if shard else None
-        workers = gpu_workers(gpus) if gpus else cpu_workers(jobs) if jobs and jobs > 1 else None
+        if runs_per_gpu > 1 and not gpus:
+            gpus = _visible_gpus()
+        workers = gpu_workers(gpus, runs_per_gpu) if gpus else cpu_workers(jobs) if jobs and jobs > 1 else None
     except ValueError as e:
         _fail(f"error: {e}")
     selection = _parse_only(only)
@@ -216,7 +221,7 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         from prunebench.runner import check_settings
 
         try:
-            check_settings(settings, gpus=len(workers) if gpus else 0)
+            check_settings(settings, gpus=len({w.env["CUDA_VISIBLE_DEVICES"] for w in workers}) if gpus else 0)
         except ValueError as e:
             _fail(f"error: {e}")
     if executor_kind == "slurm":
@@ -253,6 +258,16 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         sys.exit(_check_exit(done.results, strict=False))
     if done.incomplete:
         sys.exit(EXIT_INCOMPLETE)
+
+
+def _visible_gpus() -> str:
+    """'0,1,...' for every CUDA GPU this process sees (--runs-per-gpu without --gpus)."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not count:
+        raise ValueError(f"--runs-per-gpu: this machine has no CUDA GPU (torch {torch.__version__})")
+    return os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(str(i) for i in range(count))
 
 
 def plan_line(name: str, plans, retry_failed: bool, results_dir: Path, settings: ExecSettings, workers) -> str:

@@ -206,13 +206,20 @@ class Worker:
     threads_from: str | None = None  # how ``threads`` was chosen (provenance)
 
 
-def gpu_workers(gpus: str) -> list[Worker]:
-    """'0,1,3' -> one CUDA worker per listed GPU, each seeing only its own (CUDA_VISIBLE_DEVICES)."""
+def gpu_workers(gpus: str, runs_per_gpu: int = 1) -> list[Worker]:
+    """'0,1,3' -> ``runs_per_gpu`` CUDA workers per listed GPU, each seeing only that GPU
+    (CUDA_VISIBLE_DEVICES), so several small runs share a large GPU.
+
+    Each worker is a process of its own (its own CUDA context, generators and cuDNN state): a run
+    computes what it would alone; only its speed depends on its neighbours."""
     ids = [g.strip() for g in gpus.split(",") if g.strip()]
     if not ids:
         raise ValueError("--gpus expects a comma-separated list of GPU indices")
-    threads, why = split_among(len(ids))  # a GPU worker's data and Python need CPUs too, not all of them each
-    return [Worker("cuda", {"CUDA_VISIBLE_DEVICES": g}, threads, why) for g in ids]
+    if runs_per_gpu < 1:
+        raise ValueError(f"--runs-per-gpu must be at least 1, got {runs_per_gpu}")
+    # a GPU worker's data and Python need CPUs too, not all of them each
+    threads, why = split_among(len(ids) * runs_per_gpu)
+    return [Worker("cuda", {"CUDA_VISIBLE_DEVICES": g}, threads, why) for g in ids for _ in range(runs_per_gpu)]
 
 
 def cpu_workers(jobs: int) -> list[Worker]:

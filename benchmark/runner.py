@@ -185,6 +185,7 @@ def provenance(settings: ExecSettings, device: torch.device, spec: RunSpec | Non
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "threads_from": threads_from(settings),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # a worker's GPU (--gpus, --runs-per-gpu)
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "settings": settings.model_dump(mode="json"),
         "slurm": {k: os.environ[k] for k in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")

@@ -88,3 +88,42 @@ def test_a_stop_request_ends_the_wait_for_a_run_another_process_holds(tmp_path):
         if (tmp_path / spec.run_id / "lock").exists():
             lock.__exit__(None, None, None)
     assert time.monotonic() - started < 10 and [o.status for o in outcomes] == ["locked"]
+
+
+# ---- several runs per GPU (issue 16, item 4), on fake devices: CPU workers that each see "their" GPU
+def test_runs_per_gpu_share_each_gpu_and_give_the_results_of_runs_alone(tmp_path):
+    import dataclasses
+
+    from prunebench.executors import gpu_workers
+
+    workers = gpu_workers("0,1", runs_per_gpu=2)
+    assert [w.env["CUDA_VISIBLE_DEVICES"] for w in workers] == ["0", "0", "1", "1"] and {w.device for w in workers} == {"cuda"}
+    assert len({w.threads for w in workers}) == 1 and "shared by 4 workers" in workers[0].threads_from
+    fake = [dataclasses.replace(w, device="cpu", threads=1) for w in workers]  # no GPU here: the same pool on the CPU
+    specs = [tiny_spec(seed=s, method="lrr", params={"levels": 1}) for s in range(4)]
+    settings = ExecSettings(threads=1)
+    alone = run_local(plan_suite(specs, tmp_path / "alone"), tmp_path / "alone", settings, progress=False)
+    shared = run_pool(plan_suite(specs, tmp_path / "shared"), tmp_path / "shared", settings, fake, progress=False)
+    assert [o.status for o in alone] == [o.status for o in shared] == ["complete"] * 4
+    seen = set()
+    for spec in specs:
+        runs = [RunDir(d, spec) for d in (tmp_path / "alone", tmp_path / "shared")]
+        assert [lv.model_dump(exclude={"wall_time_s"}) for lv in runs[0].result().levels] == \
+               [lv.model_dump(exclude={"wall_time_s"}) for lv in runs[1].result().levels]
+        seen.add(json.loads((runs[1].path / "provenance.json").read_text())["cuda_visible_devices"])
+    assert seen <= {"0", "1"} and seen
+    with pytest.raises(ValueError, match="at least 1"):
+        gpu_workers("0", runs_per_gpu=0)
+
+
+def test_runs_per_gpu_without_a_gpu_is_one_line_and_exit_2(tmp_path):
+    from click.testing import CliRunner
+
+    from prunebench.cli import main
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(SUITE)
+    for extra in (["--runs-per-gpu", "2"], ["--runs-per-gpu", "2", "--gpus", "0"]):
+        out = CliRunner().invoke(main, ["run", str(suite), "--results", str(tmp_path / "r"), *extra])
+        assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1, out.output
+        assert "GPU" in out.output and not (tmp_path / "r").exists()

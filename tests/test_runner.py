@@ -167,3 +167,23 @@ def test_provenance_names_the_plugin_a_run_used(tmp_path, monkeypatch):
     assert plugin_versions(spec) == {"torch": metadata.version("torch")}
     run_one(spec, tmp_path, ExecSettings())
     assert json.loads((RunDir(tmp_path, spec).path / "provenance.json").read_text())["plugins"] == {"torch": metadata.version("torch")}
+
+
+def test_step_loop_settings_reach_the_trainer_and_provenance(tmp_path):
+    import torch
+
+    from prunebench.runner import check_settings, configure_torch, cudnn_benchmark
+
+    spec = tiny_spec()
+    settings = ExecSettings(threads=1, optimizer_impl="fused", cudnn_benchmark=False, async_checkpoints=False)
+    assert run_one(spec, tmp_path, settings).status == "complete"
+    recorded = json.loads((RunDir(tmp_path, spec).path / "provenance.json").read_text())["settings"]
+    assert (recorded["optimizer_impl"], recorded["cudnn_benchmark"], recorded["async_checkpoints"]) == ("fused", False, False)
+    assert cudnn_benchmark(ExecSettings()) and not cudnn_benchmark(ExecSettings(deterministic=True))
+    configure_torch(ExecSettings(threads=1))
+    assert torch.backends.cudnn.benchmark  # autotuning unless deterministic
+    configure_torch(ExecSettings(threads=1, deterministic=True))
+    assert not torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(False)
+    with pytest.raises(ValueError, match="--cudnn-benchmark with --deterministic"):
+        check_settings(ExecSettings(cudnn_benchmark=True, deterministic=True))
