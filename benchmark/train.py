@@ -293,8 +293,8 @@ class Trainer:
                 after_step(step, y.shape[0])
                 if self._masked[0]:
                     apply_masks(*self._masked)
-            loss_sum += loss.detach().float() * y.shape[0]
-            correct += (logits.argmax(1) == y).sum()
+            # both accumulators in one call (the loss is fp32 under autocast too)
+            torch._foreach_add_([loss_sum, correct], [loss.detach() * y.shape[0], (logits.argmax(1) == y).sum()])
             seen += y.shape[0]
             if self.on_steps is not None and (now := time.perf_counter()) - reported_at >= PROGRESS_EVERY_S:
                 self.on_steps(step + 1 - reported)

@@ -12,7 +12,7 @@ it ran in:
 - ``data``: ``DeviceLoader.batch`` (gather, crop, normalise, flip) and the memory-format conversion;
 - ``forward``: the forward pass and the loss;
 - ``backward``: the autograd engine (zeroing the gradients included);
-- ``optimizer``: ``optimizer.step()``;
+- ``optimizer``: ``optimizer.step()`` (with ``--compile-update``, the mask multiply compiled with it);
 - ``mask``: the mask multiply;
 - ``other``: the rest of the step (the epoch's loss and accuracy accumulators, the learning rate).
 
@@ -57,18 +57,18 @@ def labelled(fn: Any, name: str) -> Any:
 
 def part_of(event: Any) -> str | None:
     """The part of the step an operator ran in, or None when it is inside another operator."""
-    parent, part = event.cpu_parent, "other"
+    parent, part = event.cpu_parent, None  # the innermost label names the part
     while parent is not None:
         if parent.name.startswith("aten::"):
             return None
-        if parent.name.startswith("part::"):
+        if part is None and parent.name.startswith("part::"):
             part = parent.name.removeprefix("part::")
-        elif parent.name.startswith("Optimizer.step"):
+        elif part is None and parent.name.startswith("Optimizer.step"):
             part = "optimizer"
-        elif parent.name.startswith(("autograd::engine", "Optimizer.zero_grad")) and part == "other":
+        elif part is None and parent.name.startswith(("autograd::engine", "Optimizer.zero_grad")):
             part = "backward"
         parent = parent.cpu_parent
-    return part
+    return part or "other"
 
 
 def count(model: str, shape: tuple[int, int, int], batch: int, steps: int, settings: ExecSettings) -> dict[str, Any]:
@@ -81,6 +81,7 @@ def count(model: str, shape: tuple[int, int, int], batch: int, steps: int, setti
         t = h.trainer
         t.train_loader.batch = labelled(t.train_loader.batch, "data")
         t._forward_loss = labelled(t._forward_loss, "forward")
+        t._update = labelled(t._update, "optimizer")  # the step and (inside it, unless compiled) the mask multiply
         saved = train_module.apply_masks
         train_module.apply_masks = labelled(saved, "mask")
         try:
