@@ -162,8 +162,9 @@ class Session(Protocol):
         """Unprune every weight (a dense phase): revived weights start at zero with zero optimizer state."""
     def set_signs(self, source: SignSource, level: int | None = None) -> None:
         """|w| * sign of ``source`` ("init", "producer") for every prunable weight; "keep": nothing."""
-    def flip_signs(self, fraction: float) -> None:
-        """Flip the signs of exactly round(fraction * n) of the n unpruned weights of every layer."""
+    def flip_signs(self, fraction: float, exact: bool = True) -> None:
+        """Flip the signs of exactly round(fraction * n) of the n unpruned weights of every layer, or
+        (``exact=False``) of each unpruned weight with probability ``fraction``."""
     def evaluate(self) -> dict[str, float]:
         """Test accuracy and loss now (journaled: a resumed script sees the same values)."""
     def rng(self, tag: str) -> torch.Generator:

@@ -342,9 +342,10 @@ class TrainingSession:
                 sign = 1.0 - 2.0 * signs[name].to(device=p.device, dtype=p.dtype)  # True (negative) -> -1
                 p.copy_(p.abs() * sign)
 
-    def flip_signs(self, fraction: float) -> None:
+    def flip_signs(self, fraction: float, exact: bool = True) -> None:
         """Flip the sign of exactly round(fraction * n) of the n unpruned weights of every prunable
-        tensor, chosen uniformly at random (pruned weights are never touched)."""
+        tensor, chosen uniformly at random, or (``exact=False``, the authors' code) of each unpruned
+        weight with probability ``fraction``; pruned weights are never touched."""
         op, run = self._op()
         if not run or fraction == 0:
             return
@@ -352,7 +353,10 @@ class TrainingSession:
         with torch.no_grad():
             for name, p in self.prunable.items():
                 kept = torch.nonzero(self.masks[name].reshape(-1).cpu()).flatten()
-                chosen = kept[torch.randperm(len(kept), generator=g)[: round(fraction * len(kept))]]
+                if exact:
+                    chosen = kept[torch.randperm(len(kept), generator=g)[: round(fraction * len(kept))]]
+                else:
+                    chosen = kept[torch.rand(len(kept), generator=g) < fraction]
                 sign = torch.ones(p.numel())
                 sign[chosen] = -1.0
                 p.mul_(sign.view(p.shape).to(device=p.device, dtype=p.dtype))

@@ -79,7 +79,7 @@ class StandaloneSession:
     def set_signs(self, source: SignSource, level: int | None = None) -> None:
         self._no_model("set_signs")
 
-    def flip_signs(self, fraction: float) -> None:
+    def flip_signs(self, fraction: float, exact: bool = True) -> None:
         self._no_model("flip_signs")
 
     def evaluate(self) -> dict[str, float]:

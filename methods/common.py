@@ -3,9 +3,9 @@ ablations of Gadhikar & Burkholz 2024, retraining with a sign perturbation, and 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from prunebench.api import MethodParams, Session, SignSource
 from prunebench.spec import Point
@@ -23,6 +23,22 @@ class IterativeParams(MethodParams):
     flip_signs: float = Field(0.0, ge=0, le=1)  # sign perturbation: this fraction of unpruned weights per layer...
     flip_at: Point | None = None  # ...at this point of the level's schedule (default: right after the prune)...
     flip_levels: list[Annotated[int, Field(ge=0)]] | None = None  # ...in these levels (default: every level after the first)
+    # exactly round(p * n) weights of every layer, or each unpruned weight with probability p (the authors' code)
+    flip_mode: Literal["exact", "bernoulli"] = "exact"
+    # epochs: flip before epochs N-1, 2N-1, ... of the level's schedule (the authors' ``epoch % N == N - 1``,
+    # their defaults p = 0.3, N = 30) instead of once
+    flip_every: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_flip_schedule(self) -> IterativeParams:
+        if self.flip_every is not None and self.flip_at is not None:
+            raise ValueError("flip_every and flip_at both say when signs flip: give one")
+        return self
+
+    def flips_in(self, level: int) -> float:
+        """The sign-flip probability or fraction of ``level`` (0: no perturbation)."""
+        chosen = level >= 1 if self.flip_levels is None else level in self.flip_levels
+        return self.flip_signs if chosen else 0.0
 
     def level_densities(self) -> list[float]:
         """Target density (fraction of prunable weights kept) of levels 1, 2, ..."""
@@ -32,18 +48,33 @@ class IterativeParams(MethodParams):
 
 
 def retrain(s: Session, p: IterativeParams, level: int, start: Point) -> None:
-    """Train pruned level ``level`` from ``start`` of its schedule, with the sign perturbation the
+    """Train level ``level`` from ``start`` of its schedule, with the sign perturbation the
     parameters ask for (Gadhikar & Burkholz 2024): flip ``flip_signs`` of the unpruned weights of
-    every layer at ``flip_at`` (or before training) in the levels ``flip_levels`` (or all)."""
-    fraction = p.flip_signs if p.flip_levels is None or level in p.flip_levels else 0.0
+    every layer at ``flip_at``, every ``flip_every`` epochs, or before training, in the levels
+    ``flip_levels`` (or every level after the first)."""
+    fraction, exact = p.flips_in(level), p.flip_mode == "exact"
+    if level == 0 and not fraction:  # level 0 had no flip operation before: recorded runs replay unchanged
+        s.train(start=start)
+        return
+    if p.flip_every is not None:
+        at = start
+        for epoch in range(p.flip_every - 1, s.spec.train.epochs, p.flip_every):
+            flip = Point(epoch=epoch)
+            if fraction and s.steps(flip, 0) >= s.steps(start, 0):
+                if s.steps(flip, 0) > s.steps(at, 0):
+                    s.train(start=at, stop=flip)
+                s.flip_signs(fraction, exact=exact)
+                at = flip
+        s.train(start=at)
+        return
     if p.flip_at is None:
-        s.flip_signs(fraction)
+        s.flip_signs(fraction, exact=exact)
         s.train(start=start)
         return
     if s.steps(p.flip_at, 0) < s.steps(start, 0):
         raise ValueError(f"flip_at {p.flip_at} lies before the level's training starts ({start})")
     s.train(start=start, stop=p.flip_at)
-    s.flip_signs(fraction)
+    s.flip_signs(fraction, exact=exact)
     s.train(start=p.flip_at)
 
 

@@ -23,7 +23,7 @@ class IMP(Method):
     def run(self, s: Session, p: Params) -> None:
         s.train(stop=p.rewind)
         s.snapshot("rewind")
-        s.train(start=p.rewind)
+        retrain(s, p, 0, start=p.rewind)  # the authors' periodic flips act on level 0 too (flip_levels: [0, ...])
         s.record(0)
         for level, density in enumerate(p.level_densities(), start=1):
             s.prune(s.score(), density=density)

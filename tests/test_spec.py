@@ -17,6 +17,12 @@ from prunebench.suite import load_suite
 from tests.conftest import REPO, synthetic_suite
 
 RECORDED = REPO / "tests" / "expected" / "run_ids_v2.json"
+# Entries whose protocol was changed on purpose since, to the authors' code (issue 14), by suite key
+# of RECORDED: their old runs are no longer the suite's, and their labels were renamed.
+CHANGED_ON_PURPOSE = {
+    "cifar10_resnet18_ablations.yaml": {"imp_flip_20", "lrr_flip_20"},
+    "cifar10_resnet18_ablations.yaml --reduced": {"imp_flip_20", "lrr_flip_20"},
+}
 
 
 def test_every_suite_keeps_the_run_ids_recorded_before_the_architecture_change(monkeypatch):
@@ -27,6 +33,8 @@ def test_every_suite_keeps_the_run_ids_recorded_before_the_architecture_change(m
     recorded run must still be there with its id."""
     monkeypatch.setattr(spec, "PROTOCOL_VERSION", 2)
     recorded = json.loads(RECORDED.read_text())
+    for key, labels in CHANGED_ON_PURPOSE.items():
+        recorded[key] = {run: run_id for run, run_id in recorded[key].items() if run.split("|")[0] not in labels}
     now = {}
     for key, runs in recorded.items():
         name, _, reduced = key.partition(" ")
@@ -34,7 +42,7 @@ def test_every_suite_keeps_the_run_ids_recorded_before_the_architecture_change(m
         ids = {f"{r.label}|{r.variant}|{r.seed}": r.run_id for r in suite.runs()}
         now[key] = {run: ids.get(run) for run in runs}
     assert now == recorded
-    assert sum(map(len, now.values())) == 918
+    assert sum(map(len, now.values())) == 918 - 8  # 3 seeds x 2 labels, and the reduced profile's 2
 
 
 class PluginParams(MethodParams):

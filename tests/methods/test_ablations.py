@@ -153,9 +153,9 @@ def test_sign_perturbation_at_a_chosen_point_of_chosen_levels(tmp_path, monkeypa
     calls = []
     original = Session.flip_signs
 
-    def spy(self, fraction):
+    def spy(self, fraction, exact=True):
         calls.append((self.level, self.steps_trained, fraction))
-        original(self, fraction)
+        original(self, fraction, exact)
 
     monkeypatch.setattr(Session, "flip_signs", spy)
     spec = tiny_spec(method="lrr", params={"levels": 2, "flip_signs": 0.3, "flip_at": "1ep", "flip_levels": [2]})
@@ -167,3 +167,64 @@ def test_sign_perturbation_at_a_chosen_point_of_chosen_levels(tmp_path, monkeypa
     bad = tiny_spec(method="imp", params={"levels": 1, "flip_signs": 0.3, "rewind": "1ep", "flip_at": "0ep"})
     outcome = run_one(bad, tmp_path / "bad", ExecSettings())
     assert outcome.status == "failed" and "flip_at" in outcome.reason
+
+
+def test_bernoulli_sign_perturbation_flips_each_unpruned_weight_with_probability_p(tmp_path):
+    """The authors' perturb_signs: a Bernoulli(p) draw per unpruned weight, keyed like every draw of a run."""
+    flips = []
+    for _ in range(2):
+        s = session(tmp_path / str(len(flips)), tiny_spec())
+        s.prune(s.score("random"), density=0.5)
+        before = {n: p.detach().clone() for n, p in s.prunable.items()}
+        s.flip_signs(0.3, exact=False)
+        flipped = {n: (torch.sign(p) != torch.sign(before[n])) & s.masks[n] for n, p in s.prunable.items()}
+        for name, p in s.prunable.items():
+            assert torch.equal(p[~s.masks[name]], before[name][~s.masks[name]]) and torch.equal(p.abs(), before[name].abs())
+        flips.append(flipped)
+    kept = sum(int(m.sum()) for m in s.masks.values())
+    count = sum(int(f.sum()) for f in flips[0].values())
+    assert abs(count - 0.3 * kept) < 5 * (kept * 0.3 * 0.7) ** 0.5  # binomial, five standard deviations
+    assert count != round(0.3 * kept) or kept < 100
+    assert all(torch.equal(flips[0][n], flips[1][n]) for n in flips[0])  # same seed, same weights
+
+
+class Calls:
+    """A Session that only records what retrain asks of it (10 epochs of 4 steps)."""
+
+    steps_per_epoch = 4
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.spec, self.calls = SimpleNamespace(train=SimpleNamespace(epochs=10)), []
+
+    def steps(self, point, default):
+        return default if point is None else point.steps(self.steps_per_epoch)
+
+    def train(self, start=None, stop=None):
+        epoch = lambda point: None if point is None else f"{point.steps(self.steps_per_epoch) // self.steps_per_epoch}ep"  # noqa: E731
+        self.calls.append(("train", epoch(start), str(epoch(stop))))
+
+    def flip_signs(self, fraction, exact=True):
+        self.calls.append(("flip", fraction, exact))
+
+
+@pytest.mark.parametrize("start,trains,flips", [
+    ("0ep", [("0ep", "2ep"), ("2ep", "5ep"), ("5ep", "8ep"), ("8ep", "None")], 3),
+    ("4ep", [("4ep", "5ep"), ("5ep", "8ep"), ("8ep", "None")], 2),
+    ("5ep", [("5ep", "8ep"), ("8ep", "None")], 2),  # a flip at the segment's first step: before any training
+])
+def test_periodic_flips_fall_before_epochs_n_minus_1_2n_minus_1_of_every_level(start, trains, flips):
+    from prunebench.methods.common import IterativeParams, retrain
+    from prunebench.spec import Point
+
+    p = IterativeParams(flip_signs=0.3, flip_mode="bernoulli", flip_every=3, flip_levels=[0, 1, 2])
+    s = Calls()
+    retrain(s, p, 0, start=Point.model_validate(start))
+    assert [c[1:] for c in s.calls if c[0] == "train"] == trains
+    assert [c for c in s.calls if c[0] == "flip"] == [("flip", 0.3, False)] * flips
+    s = Calls()
+    retrain(s, IterativeParams(flip_signs=0.3, flip_every=3), 0, start=Point(epoch=0))  # level 0 is not flipped by default
+    assert s.calls == [("train", "0ep", "None")]
+    with pytest.raises(ValueError, match="flip_every and flip_at"):
+        IterativeParams(flip_signs=0.3, flip_every=3, flip_at="2ep")
