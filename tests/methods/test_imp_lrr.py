@@ -46,3 +46,24 @@ def test_imp_and_lrr_share_level_zero(tmp_path):
             for m, p in (("dense", {}), ("imp", {"levels": 1}), ("lrr", {"levels": 1}))]
     assert rows[0].test_accuracy == rows[1].test_accuracy == rows[2].test_accuracy
     assert rows[0].test_loss == rows[1].test_loss == rows[2].test_loss
+
+
+def test_imp_with_a_fresh_optimizer_at_every_rewind_as_openlth(tmp_path, monkeypatch):
+    from prunebench.session import TrainingSession
+
+    resets, original = [], TrainingSession.reset_optimizer
+
+    def spy(self):
+        had = sum(len(v) for v in self.trainer.optimizer.state.values())  # momentum buffers of the last level
+        original(self)
+        resets.append((self.level, had, len(self.trainer.optimizer.state)))
+
+    monkeypatch.setattr(TrainingSession, "reset_optimizer", spy)
+    spec = tiny_spec(method="imp", params={"levels": 2, "fraction": 0.5, "rewind": "3it", "fresh_optimizer": True,
+                                           "restore": ["weights", "bn_affine", "bn_stats", "data_order"]})
+    assert run_one(spec, tmp_path, ExecSettings()).status == "complete"
+    assert [(level, had > 0, left) for level, had, left in resets] == [(1, True, 0), (2, True, 0)]
+    from prunebench.methods.imp import IMP
+
+    with pytest.raises(ValueError, match="fresh_optimizer and restore"):
+        IMP.Params(fresh_optimizer=True)  # the default restore names the optimizer
