@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 Restorable = Literal["weights", "bn_affine", "bn_stats", "optimizer", "data_order"]
-SignSource = Literal["keep", "init", "producer"]
+SignSource = Literal["keep", "init", "rewind", "producer"]
 RESTORABLE: tuple[str, ...] = ("weights", "bn_affine", "bn_stats", "optimizer", "data_order")
 
 
@@ -161,7 +161,8 @@ class Session(Protocol):
     def revive(self) -> None:
         """Unprune every weight (a dense phase): revived weights start at zero with zero optimizer state."""
     def set_signs(self, source: SignSource, level: int | None = None) -> None:
-        """|w| * sign of ``source`` ("init", "producer") for every prunable weight; "keep": nothing."""
+        """|w| * sign of ``source`` ("init", "rewind": the "rewind" snapshot, "producer") for every
+        prunable weight; "keep": nothing."""
     def flip_signs(self, fraction: float, exact: bool = True) -> None:
         """Flip the signs of exactly round(fraction * n) of the n unpruned weights of every layer, or
         (``exact=False``) of each unpruned weight with probability ``fraction``."""

@@ -329,12 +329,18 @@ class TrainingSession:
     # ---- signs
     def set_signs(self, source: SignSource, level: int | None = None) -> None:
         """Give every prunable weight the sign of ``source`` and keep its magnitude: "init" (this
-        run's initialisation), "producer" (the ``signs`` producer run at ``level``, default the
-        current one), or "keep" (nothing)."""
+        run's initialisation), "rewind" (the weights of the "rewind" snapshot: the authors' "initial
+        signs" are those after warm-up), "producer" (the ``signs`` producer run at ``level``, default
+        the current one), or "keep" (nothing)."""
         if not self._op()[1] or source == "keep":
             return
         if source == "init":
             signs = self._init_signs
+        elif source == "rewind":
+            if "rewind" not in self._snapshots:
+                raise ValueError("signs: rewind needs the method's 'rewind' snapshot, and it has none")
+            state = self._snapshots["rewind"]["state"]
+            signs = {name: state[name] < 0 for name in self.prunable}
         else:
             signs = self._producer("signs").signs(self.level if level is None else level)
         with torch.no_grad():

@@ -19,7 +19,7 @@ class IterativeParams(MethodParams):
     fraction: float = Field(0.2, gt=0, lt=1)  # of the remaining weights, per level
     # explicit density of each level after the first (overrides the two above)
     densities: list[Annotated[float, Field(gt=0, le=1)]] | None = None
-    signs: SignSource = "keep"  # "init": |w| * sign(w at init); "producer": |w| * sign(w of the signs producer)
+    signs: SignSource = "keep"  # "init": |w| * sign(w at init); "rewind": at the rewind point; "producer": of the signs producer
     flip_signs: float = Field(0.0, ge=0, le=1)  # sign perturbation: this fraction of unpruned weights per layer...
     flip_at: Point | None = None  # ...at this point of the level's schedule (default: right after the prune)...
     flip_levels: list[Annotated[int, Field(ge=0)]] | None = None  # ...in these levels (default: every level after the first)

@@ -5,7 +5,8 @@ trained weights and replay the learning-rate schedule from epoch T - t (``retrai
 Gadhikar & Burkholz 2024 ("Masks, Signs, and Learning Rate Rewinding"): replay the whole schedule
 (``retrain_from: 0ep``, the default) with the momentum buffers carried over (``keep_momentum``).
 Their ablations are options: ``restore: [bn_affine, bn_stats, optimizer]`` with ``rewind: 10ep``
-(LRR with BN rewinding), ``signs: init`` (signs reset to the initial ones), ``flip_signs: p``
+(LRR with BN rewinding), ``signs: init`` (signs reset to the initial ones; ``signs: rewind`` to those
+at the rewind point, the authors' post-warm-up "initial" signs), ``flip_signs: p``
 (sign perturbation; ``flip_at`` and ``flip_levels`` choose when), ``mask_of`` scorer with ``from: {masks: imp}`` (LRR on IMP's masks).
 """
 
@@ -24,7 +25,7 @@ class LRR(Method):
 
     def run(self, s: Session, p: Params) -> None:
         s.train(stop=p.rewind)
-        if p.restore:
+        if p.restore or p.signs == "rewind":
             s.snapshot("rewind")
         retrain(s, p, 0, start=p.rewind)  # the authors' periodic flips act on level 0 too (flip_levels: [0, ...])
         s.record(0)

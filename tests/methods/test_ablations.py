@@ -228,3 +228,20 @@ def test_periodic_flips_fall_before_epochs_n_minus_1_2n_minus_1_of_every_level(s
     assert s.calls == [("train", "0ep", "None")]
     with pytest.raises(ValueError, match="flip_every and flip_at"):
         IterativeParams(flip_signs=0.3, flip_every=3, flip_at="2ep")
+
+
+def test_signs_reset_to_the_rewind_point_the_authors_initial_signs(tmp_path):
+    """The authors' "initial signs" are those of model_init, saved after warm-up: the rewind snapshot."""
+    s = session(tmp_path, tiny_spec())
+    with pytest.raises(ValueError, match="signs: rewind needs"):
+        s.set_signs("rewind")
+    s.train(stop="3it")
+    s.snapshot("rewind")
+    at_rewind = {n: p.detach().clone() for n, p in s.prunable.items()}
+    s.train(start="3it")
+    trained = {n: p.detach().clone() for n, p in s.prunable.items()}
+    s.set_signs("rewind")
+    for name, p in s.prunable.items():
+        assert torch.equal(p.detach(), trained[name].abs() * torch.where(at_rewind[name] < 0, -1.0, 1.0))
+    spec = tiny_spec(method="lrr", params={"levels": 1, "fraction": 0.5, "signs": "rewind", "rewind": "3it", "restore": ["optimizer"]})
+    assert run_one(spec, tmp_path / "lrr", ExecSettings()).status == "complete"
