@@ -6,13 +6,14 @@ several cycles, each one full run of the per-cycle learning-rate schedule (cosin
 triangular), momentum carried across cycles by default; every cycle is recorded as a level.
 
 SCULPT-ing prunes at initialisation to a low sparsity (e.g. 20/50/70%) with the suite's scorer,
-trains cyclically, prunes once by global magnitude to the target density and trains one more cycle.
+trains cyclically, prunes once by global magnitude (the paper's criterion; ``prune_scorer`` and
+``prune_allocation`` choose another) to the target density and trains one more cycle.
 Each level row carries the cumulative epoch budget (``epochs_trained``) beside its accuracy.
 """
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from prunebench.api import Method, MethodParams, Session, register_method
+from prunebench.api import Method, MethodParams, Session, UnknownName, get_scorer, register_method
 from prunebench.methods.common import prune_in_rounds
 
 
@@ -53,6 +54,17 @@ class Sculpt(Method):
         cycles: int = Field(3, ge=1, description="cycles before the magnitude prune (one more follows it)")
         rounds: int | None = Field(None, ge=1)
         keep_momentum: bool = True
+        prune_scorer: str = Field("magnitude", description="the criterion of the one-shot prune after the cycles")
+        prune_allocation: str = Field("global", description="its allocation across layers")
+
+        @field_validator("prune_scorer")
+        @classmethod
+        def _known_scorer(cls, name: str) -> str:
+            try:
+                get_scorer(name)
+            except UnknownName as e:
+                raise ValueError(str(e)) from None
+            return name
 
         @model_validator(mode="after")
         def _target_below_init(self):
@@ -64,5 +76,5 @@ class Sculpt(Method):
     def run(self, s: Session, p: Params) -> None:
         prune_in_rounds(s, p.init_density, p.rounds)
         train_cycles(s, p.cycles, p.keep_momentum)
-        s.prune(s.score("magnitude"), density=p.density, allocation="global")
+        s.prune(s.score(p.prune_scorer), density=p.density, allocation=p.prune_allocation)
         train_cycles(s, 1, p.keep_momentum, first_level=p.cycles)

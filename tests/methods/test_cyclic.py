@@ -38,6 +38,23 @@ def test_sculpt_ends_at_the_exact_target_density(tmp_path):
     assert [r.epochs_trained for r in levels] == [2, 4, 6]  # the epoch budget beside the accuracy
 
 
+def test_sculpts_one_shot_criterion_is_a_knob(tmp_path):
+    from prunebench.methods.cyclic import Sculpt
+
+    params = {"init_density": 0.8, "density": 0.3, "cycles": 1}
+    final = {}
+    for criterion in ("magnitude", "random"):
+        spec = tiny_spec(method="sculpt", params=params | {"prune_scorer": criterion, "prune_allocation": "layerwise"})
+        assert run_one(spec, tmp_path / criterion, ExecSettings()).status == "complete"
+        run = RunDir(tmp_path / criterion, spec)
+        final[criterion] = unpack(run.load_masks(1))
+        layers = run.result().levels[-1].layer_density
+        assert all(abs(d - 0.3) < 0.01 for d in layers.values())  # layerwise: every layer at the target
+    assert any(not (final["magnitude"][n] == final["random"][n]).all() for n in final["random"])
+    with pytest.raises(ValueError, match="magnitude"):
+        Sculpt.Params(density=0.1, prune_scorer="magnitud")  # the closest name
+
+
 LRR_MASK_SUITE = synthetic_suite("lrr_mask", """\
   - {name: lrr, levels: 2, fraction: 0.5}
   - {name: cyclic, label: cyclic_lrr_mask, cycles: 2, density: 0.25, mask_level: 2, prune: {scorer: mask_of}, from: {masks: lrr}}
