@@ -82,3 +82,19 @@ def test_mask_level_must_exist_and_match_the_density(tmp_path, level, message):
     path.write_text(LRR_MASK_SUITE.replace("mask_level: 2", f"mask_level: {level}"))
     with pytest.raises(SuiteError, match=re.escape(message)):
         load_suite(path)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_cycles_carry_the_momentum_or_start_with_a_fresh_optimizer(tmp_path, monkeypatch, keep):
+    from prunebench.session import TrainingSession
+
+    resets, original = [], TrainingSession.reset_optimizer
+
+    def spy(self):
+        original(self)
+        resets.append(self.level)
+
+    monkeypatch.setattr(TrainingSession, "reset_optimizer", spy)
+    spec = tiny_spec(method="cyclic", params={"cycles": 3, "density": 0.5, "keep_momentum": keep})
+    assert run_one(spec, tmp_path, ExecSettings()).status == "complete"
+    assert resets == ([] if keep else [1, 2])  # before cycles 2 and 3: a new optimizer each
