@@ -163,7 +163,8 @@ Examples:
               help="...but at most once per this many seconds (level ends always)")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms (slower on GPU)")
 @click.option("--compile", "compile_step", is_flag=True, help="torch.compile the train step (faster ResNets; not bitwise equal to eager)")
-@click.option("--compile-update", is_flag=True, help="torch.compile the optimizer step and mask multiply too (with --compile: the whole step)")
+@click.option("--compile-update", is_flag=True,
+              help="torch.compile the optimizer step and mask multiply too (with --compile: the whole step)")
 @click.option("--channels-last", is_flag=True, help="NHWC memory format (GPU only: refused on the CPU, see results/throughput_cpu.md)")
 @click.option("--optimizer-impl", type=click.Choice(["foreach", "fused", "loop"]), default="foreach", show_default=True,
               help="the optimizer step: foreach (bitwise the loop's numbers), fused (Adam's last bits differ), loop")
@@ -187,7 +188,8 @@ Examples:
 @click.option("--slurm-cpus", default=8, show_default=True, type=int, help="CPU cores per SLURM task")
 def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_failed, rerun, device, threads,
         checkpoint_every, checkpoint_interval, deterministic, compile_step, compile_update, channels_last, optimizer_impl,
-        cudnn_benchmark, sync_checkpoints, no_progress, markdown, check_after, gpus, runs_per_gpu, jobs, shard, executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
+        cudnn_benchmark, sync_checkpoints, no_progress, markdown, check_after, gpus, runs_per_gpu, jobs, shard, executor_kind,
+        partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
     from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite, select
     from prunebench.messages import say_levels

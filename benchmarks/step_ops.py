@@ -39,9 +39,9 @@ from torch.profiler import ProfilerActivity, profile, record_function
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import prunebench.train as train_module  # noqa: E402
 from throughput import Config, Harness, run_spec  # noqa: E402
 
+import prunebench.train as train_module  # noqa: E402
 from prunebench.runner import configure_torch, cpu_name, resolve_device  # noqa: E402
 from prunebench.spec import ExecSettings  # noqa: E402
 

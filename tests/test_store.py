@@ -304,7 +304,7 @@ def test_a_background_write_error_is_raised_in_the_training_thread(tmp_path):
     writer.wait()  # raised once
 
 
-KILLED_WRITER = """
+KILLED_WRITER = r"""
 import os, sys, time, torch
 import prunebench.store as store
 from prunebench.store import BackgroundWriter, RunDir, host_copy
@@ -315,14 +315,14 @@ weights = torch.full((100_000,), 1.0)
 run.save_checkpoint({"op": 0, "metrics_count": 0, "model": {"w": weights}, "step": 1})  # the last good checkpoint
 
 def stuck(fd):  # the next write blocks in its fsync: the moment the kill strikes (a write in the
-    print("writing", flush=True)  # training thread would finish after 20 s, and the test fail)
+    os.write(1, b"writing\n")  # training thread would finish after 20 s, and the test fail)
     time.sleep(20)
 
 store.os.fsync = stuck
 writer = BackgroundWriter()
 writer.submit(run.save_checkpoint, host_copy({"op": 0, "metrics_count": 0, "model": {"w": weights}, "step": 2}))
 weights.add_(1.0)
-print("training goes on", flush=True)
+os.write(1, b"training goes on\n")  # one write each: the two threads' lines never interleave
 time.sleep(600)
 """
 
