@@ -365,8 +365,9 @@ def _print_plan(plans, retry_failed: bool, results_dir: Path) -> None:
     from prunebench.status import format_duration, measured_seconds_per_epoch
 
     todo, _ = to_run(plans, retry_failed)
+    to_do = {p.spec.run_id for p in todo}  # by id: runs of one id share their records, so to_run takes all or none
     rows = [[p.spec.label, p.spec.seed, p.spec.run_id, p.status, p.levels, f"{p.epochs:g}",
-             "run" if p in todo else "skip"] for p in plans]
+             "run" if p.spec.run_id in to_do else "skip"] for p in plans]
     click.echo(tabulate(rows, headers=["method", "seed", "run id", "status", "levels", "epochs", "action"], tablefmt="simple"))
     epochs = sum(p.epochs for p in todo)
     click.echo(f"\n{len(todo)} of {len(plans)} runs to execute, {epochs:g} epochs to train "
@@ -454,7 +455,7 @@ def report(results, output_dir, diagnostics, markdown, as_json) -> None:
         _fail(f"error: {e}")
     documents = []
     for sr in suites:
-        overlap = method_overlap(Path(results), sr.specs) if diagnostics else None
+        overlap = method_overlap(Path(results), sr.specs, sr.run_results) if diagnostics else None
         document = suite_report(sr, overlap) if as_json or output_dir else None
         documents.append(document)
         extra = diagnostics_markdown(sr, Path(results), overlap) if diagnostics else ""

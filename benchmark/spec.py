@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -59,6 +60,9 @@ class Point(StrictModel):
     def steps(self, steps_per_epoch: int) -> int:
         return self.step if self.step is not None else round(self.epoch * steps_per_epoch)
 
+    def __str__(self) -> str:
+        return f"{self.epoch:g}ep" if self.epoch is not None else f"{self.step}it"
+
 
 def level_steps(point: Point | str | None, default: int, steps_per_epoch: int, total_steps: int) -> int:
     """A point of a level's schedule in optimizer steps (``default`` when None); beyond the level is an error."""
@@ -69,9 +73,6 @@ def level_steps(point: Point | str | None, default: int, steps_per_epoch: int, t
     if steps > total_steps:
         raise ValueError(f"point {point} lies beyond the level's {total_steps} steps ({steps_per_epoch} an epoch)")
     return steps
-
-    def __str__(self) -> str:
-        return f"{self.epoch:g}ep" if self.epoch is not None else f"{self.step}it"
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -297,8 +298,21 @@ class RunSpec(StrictModel):
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(self.protocol(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        """The hash of ``protocol()``, computed once per spec (a spec is frozen) and PROTOCOL_VERSION.
+
+        Kept in the instance ``__dict__`` beside the fields, where pydantic neither serialises nor
+        compares it; ``model_copy`` drops it, since an update may change the protocol."""
+        cached = self.__dict__.get("_run_id")  # no field's name: fields never start with _
+        if cached is None or cached[0] != PROTOCOL_VERSION:
+            canonical = json.dumps(self.protocol(), sort_keys=True, separators=(",", ":"))
+            cached = (PROTOCOL_VERSION, hashlib.sha256(canonical.encode()).hexdigest()[:16])
+            self.__dict__["_run_id"] = cached
+        return cached[1]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> RunSpec:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_run_id", None)
+        return copied
 
 
 class ExecSettings(StrictModel):

@@ -213,7 +213,12 @@ class Suite:
 
     def runs(self) -> list[RunSpec]:
         """One RunSpec per method entry, sweep point and seed, in suite order. A run that takes masks
-        or signs from another entry names the producer's run of the same seed (and sweep point)."""
+        or signs from another entry names the producer's run of the same seed (and sweep point).
+        Expanded once per Suite (both are immutable); each call returns a new list of the same specs."""
+        return list(self._runs)
+
+    @functools.cached_property
+    def _runs(self) -> tuple[RunSpec, ...]:
         by_label = {m.label: m for m in self.methods}
         ids: dict[tuple[str, str, int], str] = {}
         out: dict[tuple[str, str, int], RunSpec] = {}
@@ -229,7 +234,7 @@ class Suite:
                     )
                     ids[(m.label, variant, seed)] = spec.run_id
                     out[(m.label, variant, seed)] = spec
-        return [out[(m.label, v, seed)] for m in self.methods for v, _ in m.variants for seed in self.spec.seeds]
+        return tuple(out[(m.label, v, seed)] for m in self.methods for v, _ in m.variants for seed in self.spec.seeds)
 
 
 def _producers_first(methods: Sequence[ResolvedMethod]) -> list[ResolvedMethod]:

@@ -287,6 +287,26 @@ def test_zero_threads_or_jobs_are_refused(suite_file, tmp_path, option):
     assert out.exit_code == 2 and "0 is not in the range x>=1" in out.output
 
 
+def test_the_dry_run_marks_exactly_the_runs_to_do(tmp_path, capsys):
+    """_print_plan's action column: "run" for what to_run executes (by run id), "skip" for the rest."""
+    from prunebench.cli import _print_plan
+    from prunebench.executors import PlannedRun, to_run
+    from tests.conftest import tiny_spec
+
+    statuses = ["complete", "failed", "partial", "pending", "corrupt", "complete"]
+    plans = [PlannedRun(tiny_spec(seed=seed), status, 4.0, 1) for seed, status in enumerate(statuses)]
+    plans.append(PlannedRun(tiny_spec(seed=1, label="y"), "failed", 4.0, 1))  # another label, the same run id as seed 1
+    for retry_failed in (False, True):
+        _print_plan(plans, retry_failed, tmp_path)
+        lines = capsys.readouterr().out.splitlines()
+        rows = [line.split() for line in lines[2:2 + len(plans)]]
+        assert [(r[2], r[3]) for r in rows] == [(p.spec.run_id, p.status) for p in plans]
+        todo = {id(p) for p in to_run(plans, retry_failed)[0]}
+        assert [r[-1] for r in rows] == ["run" if id(p) in todo else "skip" for p in plans]
+        assert [r[-1] for r in rows] == [{"complete": "skip", "failed": "run" if retry_failed else "skip"}.get(s, "run")
+                                         for s in statuses + ["failed"]]
+
+
 def test_repeated_only_selects_the_union(suite_file, tmp_path):
     out = bench("run", str(suite_file), "--results", str(tmp_path / "r"), "--only", "method=lrr", "--only", "method=dense,seed=0",
                 "--dry-run")

@@ -250,6 +250,34 @@ def test_diagnostics_show_the_recorded_values_and_the_overlap_between_methods(tm
     assert json.loads((tmp_path / "out" / "swaps.json").read_text())["suites"] == [suite]
 
 
+def test_the_overlap_counted_on_packed_bits_is_mask_iou_of_the_unpacked_masks():
+    """method_overlap counts IoUs on the recorded bits (report.diagnostics.PackedMask): the very numbers of
+    prunebench.diagnostics.mask_iou on the unpacked masks, for tensors whose sizes are no multiple of 8,
+    empty and full masks, tensors in another order, and padding bits a record should not have set."""
+    import torch
+
+    from prunebench.diagnostics import mask_iou
+    from prunebench.masks import pack, unpack
+    from prunebench.report.diagnostics import PackedMask
+
+    g = torch.Generator().manual_seed(0)
+    shapes = {"a.weight": (3, 5), "b.weight": (7,), "c.weight": (2, 2, 3), "d.weight": (), "e.weight": (16,)}
+
+    def masks(p: float) -> dict:
+        return {name: torch.rand(shape, generator=g) < p for name, shape in shapes.items()}
+
+    for p, q in [(0.5, 0.5), (0.1, 0.9), (0.0, 0.0), (1.0, 0.3), (1.0, 1.0)]:
+        a, b = masks(p), masks(q)
+        assert PackedMask.of(pack(a)).iou(PackedMask.of(pack(b))) == mask_iou(a, b)
+        reordered = dict(reversed(list(b.items())))
+        assert PackedMask.of(pack(a)).iou(PackedMask.of(pack(reordered))) == mask_iou(a, reordered)
+        padded = pack(a)
+        padded["a.weight"]["bits"][-1] |= 0x01  # 15 weights: the last byte's lowest bit is padding
+        padded["b.weight"]["bits"][-1] |= 0x01  # 7 weights: so is b's
+        assert unpack(padded)["a.weight"].equal(a["a.weight"])
+        assert PackedMask.of(padded).iou(PackedMask.of(pack(b))) == mask_iou(a, b)
+
+
 def test_records_of_another_protocol_version_are_named_not_mixed_in(tmp_path, monkeypatch):
     from prunebench import spec as spec_module
     from prunebench.report import suites_in

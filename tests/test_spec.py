@@ -110,3 +110,21 @@ def test_a_changed_parameter_changes_the_id_and_a_default_written_out_does_not(t
     assert a.run_id == b.run_id != c.run_id
     assert a.params["fraction"] == 0.2 and "fraction" not in a.id_params and c.id_params["fraction"] == 0.3
 
+
+def test_the_run_id_is_computed_once_and_a_copy_with_changed_fields_gets_its_own(monkeypatch):
+    """RunSpec.run_id is cached in the instance (a spec is frozen): never serialised, never compared, and
+    dropped by model_copy, whose update may change the protocol; a new PROTOCOL_VERSION recomputes it."""
+    from tests.conftest import tiny_spec
+
+    a, fresh = tiny_spec(), tiny_spec()
+    dumped = a.model_dump_json()
+    first = a.run_id
+    assert a.run_id is first  # the cached string, not a new hash
+    assert a.model_dump_json() == dumped and "_run_id" not in a.model_dump() and a == fresh and fresh == a
+    moved = a.model_copy(update={"seed": 1})
+    assert moved.run_id == tiny_spec(seed=1).run_id != first
+    assert a.model_copy(update={"train": a.train.model_copy(update={"epochs": 3})}, deep=True).run_id == \
+        tiny_spec(train={"epochs": 3}).run_id != first
+    assert a.model_copy().run_id == first and a.model_copy(update={"label": "other"}).run_id == first  # the label: no part of it
+    monkeypatch.setattr(spec, "PROTOCOL_VERSION", spec.PROTOCOL_VERSION + 1)
+    assert a.run_id == fresh.run_id != first

@@ -8,14 +8,14 @@ their sample std and n. Runs are matched to a suite by run id, so ``bench report
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from prunebench.records import LevelRecord
+from prunebench.records import LevelRecord, RunResult
 from prunebench.references import ClaimVerdict, Verdict, cells, evaluate_claim, judge_all
 from prunebench.spec import ReferencesSpec, RunSpec, Tolerance
 from prunebench.store import SUITES_DIR, RunDir, load_resolved_suites, read_json
@@ -30,18 +30,20 @@ LEVEL_FIELDS = CELL_FIELDS + ("kept", "prunable", "wall_time_s", "sign_flips_vs_
                               "mask_iou_previous")
 
 
-def level_rows(results: Path, specs: Sequence[RunSpec]) -> pd.DataFrame:
+def level_rows(results: Path, specs: Sequence[RunSpec], read: Mapping[str, RunResult | None] | None = None) -> pd.DataFrame:
     """One row per (run, level) of the complete runs among ``specs``: the run's keys, then every number
     of its level record in the record's units (fractions, not percent), the range of its layer densities
-    and how many layers collapsed. The tidy table of a suite: the CSV and the JSON report write it whole."""
+    and how many layers collapsed. The tidy table of a suite: the CSV and the JSON report write it whole.
+    ``read``: the runs' results by run id (None: not complete), where the caller has read them already."""
     rows = []
     for order, spec in enumerate(specs):
-        result = RunDir(results, spec).result()
+        run_id = spec.run_id
+        result = read[run_id] if read is not None else RunDir(results, spec).result()
         if result is None:
             continue
-        for level in result.levels:
-            rows.append({"order": order, "label": spec.label, "variant": spec.variant, "method": spec.method,
-                         "seed": spec.seed, "run_id": spec.run_id, "level": level.level, **_numbers(level)})
+        keys = {"order": order, "label": spec.label, "variant": spec.variant, "method": spec.method, "seed": spec.seed,
+                "run_id": run_id}
+        rows += [{**keys, "level": level.level, **_numbers(level)} for level in result.levels]
     return pd.DataFrame(rows)
 
 
@@ -88,6 +90,7 @@ class SuiteResults:
     failures: dict[str, str] = field(default_factory=dict)  # run id -> first line of the reason (failed or corrupt)
     provenance: str = ""
     levels: pd.DataFrame = field(default_factory=pd.DataFrame)  # level_rows(): one row per run and level
+    run_results: dict[str, RunResult] = field(default_factory=dict)  # run id -> its result.json (complete runs), read once
 
     @property
     def counts(self) -> dict[str, int]:
@@ -113,10 +116,11 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
             references: ReferencesSpec | None = None) -> SuiteResults:
     meta = meta or {}
     references = references or ReferencesSpec.model_validate(meta.get("references") or {})
-    levels = level_rows(results, specs)
-    table = aggregate(levels)
     runs = {s.run_id: RunDir(results, s) for s in specs}
-    statuses = {run_id: run.status() for run_id, run in runs.items()}
+    read = {run_id: run.result() for run_id, run in runs.items()}  # each result.json read once
+    levels = level_rows(results, specs, read)
+    table = aggregate(levels)
+    statuses = {run_id: "complete" if read[run_id] is not None else run.status() for run_id, run in runs.items()}
     failures = {run_id: ((runs[run_id].failure() or {}).get("reason") or "").split("\n")[0]
                 for run_id, status in statuses.items() if status == "failed"}
     failures |= {run_id: f"corrupt record {runs[run_id].corruption()}" for run_id, status in statuses.items() if status == "corrupt"}
@@ -128,6 +132,7 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
         failures=failures,
         provenance=provenance_line(results, [s for s in specs if statuses[s.run_id] == "complete"]),
         levels=levels.drop(columns="order") if not levels.empty else levels,
+        run_results={run_id: result for run_id, result in read.items() if result is not None},
     )
 
 
