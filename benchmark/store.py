@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -143,6 +144,15 @@ class BackgroundWriter:
             raise error
 
 
+def _file_size(path: str) -> int | None:
+    """The size of a regular file, or None (missing, or not a file): one stat."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
 def read_json(path: Path) -> Any | None:
     """The parsed file, or None if it is missing or unreadable (a torn or corrupt record)."""
     try:
@@ -206,22 +216,25 @@ class RunDir:
     def checked_result(self) -> RunResult | None:
         """The run's result; None if there is none; CorruptRecord (path, reason) if it cannot be trusted."""
         path = self.path / "result.json"
-        if not path.exists():
-            return None
-        raw = read_json(path)
-        if raw is None:
-            raise CorruptRecord(path, "not valid JSON")
         try:
-            result = RunResult.model_validate(raw)
+            text = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise CorruptRecord(path, f"unreadable ({e.strerror})") from None
+        try:
+            result = RunResult.model_validate_json(text)  # parsed and checked in one pass (a report reads thousands)
         except ValidationError as e:
+            if e.errors()[0]["type"] == "json_invalid":
+                raise CorruptRecord(path, "not valid JSON") from None
             raise CorruptRecord(path, _schema_error(e)) from None
         if result.run_id != self.run_id:
             raise CorruptRecord(path, f"holds run {result.run_id}, not {self.run_id}")
+        folder = str(self.path)  # plain strings: a report checks thousands of level files
         for name, expected in result.files.items():
-            file = self.path / name
-            size = file.stat().st_size if file.is_file() else None
+            size = _file_size(os.path.join(folder, name))
             if size != expected.bytes:
-                raise CorruptRecord(file, "missing" if size is None else f"{size} bytes, result.json recorded {expected.bytes}")
+                raise CorruptRecord(self.path / name, "missing" if size is None else f"{size} bytes, result.json recorded {expected.bytes}")
         return result
 
     def failure(self) -> dict[str, Any] | None:
