@@ -112,6 +112,9 @@ class DataSpec(StrictModel):
     eval_resize: int | None = Field(None, gt=0, description="test images: bilinear resize to this side ...")
     eval_crop: int | None = Field(None, gt=0, description="... then center crop to this side (e.g. 256 then 224)")
     subset: SubsetSpec = SubsetSpec()
+    label_noise: float = Field(0.0, ge=0, lt=1, description="share of the training labels replaced by another class, "
+                               "drawn uniformly (symmetric noise), the same for every run: keyed by label_noise_seed")
+    label_noise_seed: int = 0
     synthetic: SyntheticSpec | None = None
 
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from prunebench.data.registry import DatasetError, Split, dataset_info, locate
 from prunebench.data.synthetic import make_synthetic
+from prunebench.seeds import derive_seed
 from prunebench.spec import DataSpec, SyntheticSpec
 
 
@@ -123,6 +124,19 @@ class DataCache:
         return self._items[key]
 
 
+def noisy_labels(split: Split, share: float, num_classes: int, seed: int) -> Split:
+    """Exactly round(share * n) of the n labels, chosen uniformly, each replaced by one of the other
+    classes drawn uniformly (symmetric label noise); keyed by ``seed``, so every run of a suite trains
+    on the same noisy labels. The images stay as they are."""
+    if not share:
+        return split
+    g = torch.Generator().manual_seed(derive_seed(seed, "label-noise"))
+    chosen = torch.randperm(len(split.labels), generator=g)[: round(share * len(split.labels))]
+    labels = split.labels.clone()
+    labels[chosen] = (labels[chosen] + torch.randint(1, num_classes, (len(chosen),), generator=g)) % num_classes
+    return Split(split.images, labels)
+
+
 def load_prepared(spec: DataSpec, data_root: str | None = None) -> Prepared:
     synth = generated_spec(spec)
     if synth is None:
@@ -138,7 +152,8 @@ def load_prepared(spec: DataSpec, data_root: str | None = None) -> Prepared:
     else:
         train, test = make_synthetic(synth)
         source, num_classes = "generated", synth.classes
-    train = per_class_subset(train, spec.subset.train_per_class)
+    train = noisy_labels(per_class_subset(train, spec.subset.train_per_class), spec.label_noise, num_classes,
+                         spec.label_noise_seed)
     test = per_class_subset(test, spec.subset.test_per_class)
     train, test = (repeat_channels(resize(s, spec.resize), spec.channels) for s in (train, test))
     mean, std = resolved_normalization(spec)
