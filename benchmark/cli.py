@@ -11,10 +11,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import click
 
-from prunebench.spec import ExecSettings
+from prunebench.spec import ExecSettings, OptimizerImpl
 
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
@@ -166,7 +167,7 @@ Examples:
 @click.option("--compile-update", is_flag=True,
               help="torch.compile the optimizer step and mask multiply too (with --compile: the whole step)")
 @click.option("--channels-last", is_flag=True, help="NHWC memory format (GPU only: refused on the CPU, see results/throughput_cpu.md)")
-@click.option("--optimizer-impl", type=click.Choice(["foreach", "fused", "loop"]), default="foreach", show_default=True,
+@click.option("--optimizer-impl", type=click.Choice(get_args(OptimizerImpl)), default="foreach", show_default=True,
               help="the optimizer step: foreach (bitwise the loop's numbers), fused (Adam's last bits differ), loop")
 @click.option("--cudnn-benchmark/--no-cudnn-benchmark", default=None, help="cuDNN autotuning [default: on unless --deterministic]")
 @click.option("--sync-checkpoints", is_flag=True, help="write checkpoints in the training thread (default: a background thread)")

@@ -29,7 +29,8 @@ def negative(params: Mapping[str, torch.Tensor]) -> Signs:
 def sign_flip_fraction(now: Signs, reference: Signs, masks: Masks) -> float:
     """Fraction of the unpruned weights whose sign differs between ``now`` and ``reference``."""
     flipped = kept = 0
-    for name, m in on_host(masks).items():
+    for name, mask in masks.items():
+        m = mask.cpu()  # a no-op for the host masks a level record passes
         flipped += int((now[name] != reference[name])[m].sum())
         kept += int(m.sum())
     return flipped / kept if kept else 0.0

@@ -318,6 +318,9 @@ class RunSpec(StrictModel):
         return copied
 
 
+OptimizerImpl = Literal["foreach", "fused", "loop"]  # how an optimizer step runs (ExecSettings.optimizer_impl)
+
+
 class ExecSettings(StrictModel):
     """How a run executes; never part of the run id (recorded in provenance instead)."""
 
@@ -337,7 +340,7 @@ class ExecSettings(StrictModel):
                                  "``compile``: the whole step compiled; eager stays the CPU default)")
     # Step-loop settings for fast devices (benchmarks/step_ops.py counts their operators); their defaults
     # give the numbers of the plain loop bit for bit.
-    optimizer_impl: Literal["foreach", "fused", "loop"] = Field(
+    optimizer_impl: OptimizerImpl = Field(
         "foreach", description="the optimizer step as one foreach call per group (bitwise equal to the per-parameter "
                                "loop for SGD, Adam and AdamW: a test checks it), a fused kernel (Adam's last bits differ), "
                                "or the loop")

@@ -27,7 +27,6 @@ import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +37,7 @@ from prunebench.masks import Masks, apply_masks
 from prunebench.models.init import CONV_LINEAR
 from prunebench.schedules import learning_rate
 from prunebench.seeds import derive_seed
-from prunebench.spec import OptimizerSpec, TrainSpec
+from prunebench.spec import OptimizerImpl, OptimizerSpec, TrainSpec
 
 
 class Diverged(RuntimeError):
@@ -72,9 +71,6 @@ class PartialEpoch:
 
     def state(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-OptimizerImpl = Literal["foreach", "fused", "loop"]
 
 
 def make_optimizer(model: nn.Module, spec: OptimizerSpec, impl: OptimizerImpl = "foreach") -> torch.optim.Optimizer:
