@@ -52,30 +52,31 @@ def retrain(s: Session, p: IterativeParams, level: int, start: Point) -> None:
     parameters ask for (Gadhikar & Burkholz 2024): flip ``flip_signs`` of the unpruned weights of
     every layer at ``flip_at``, every ``flip_every`` epochs, or before training, in the levels
     ``flip_levels`` (or every level after the first)."""
-    fraction, exact = p.flips_in(level), p.flip_mode == "exact"
+    fraction = p.flips_in(level)
     if level == 0 and not fraction:  # level 0 had no flip operation before: recorded runs replay unchanged
         s.train(start=start)
         return
+    at = start
+    for flip in flip_points(s, p, start, fraction):
+        if s.steps(flip, 0) > s.steps(at, 0):
+            s.train(start=at, stop=flip)
+        s.flip_signs(fraction, exact=p.flip_mode == "exact")
+        at = flip
+    s.train(start=at)
+
+
+def flip_points(s: Session, p: IterativeParams, start: Point, fraction: float) -> list[Point]:
+    """Where a level trained from ``start`` flips signs: before epochs N-1, 2N-1, ... (``flip_every``;
+    none when it flips nothing), at ``flip_at``, or else once before training (even at fraction 0:
+    recorded runs keep that operation)."""
     if p.flip_every is not None:
-        at = start
-        for epoch in range(p.flip_every - 1, s.spec.train.epochs, p.flip_every):
-            flip = Point(epoch=epoch)
-            if fraction and s.steps(flip, 0) >= s.steps(start, 0):
-                if s.steps(flip, 0) > s.steps(at, 0):
-                    s.train(start=at, stop=flip)
-                s.flip_signs(fraction, exact=exact)
-                at = flip
-        s.train(start=at)
-        return
+        points = [Point(epoch=e) for e in range(p.flip_every - 1, s.spec.train.epochs, p.flip_every)]
+        return [f for f in points if s.steps(f, 0) >= s.steps(start, 0)] if fraction else []
     if p.flip_at is None:
-        s.flip_signs(fraction, exact=exact)
-        s.train(start=start)
-        return
+        return [start]
     if s.steps(p.flip_at, 0) < s.steps(start, 0):
         raise ValueError(f"flip_at {p.flip_at} lies before the level's training starts ({start})")
-    s.train(start=start, stop=p.flip_at)
-    s.flip_signs(fraction, exact=exact)
-    s.train(start=p.flip_at)
+    return [p.flip_at]
 
 
 # Pruning rounds a scorer is iterated for when a method is not told (Tanaka et al. 2020: 100 for SynFlow).
