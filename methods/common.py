@@ -25,8 +25,8 @@ class IterativeParams(MethodParams):
     flip_levels: list[Annotated[int, Field(ge=0)]] | None = None  # ...in these levels (default: every level after the first)
     # exactly round(p * n) weights of every layer, or each unpruned weight with probability p (the authors' code)
     flip_mode: Literal["exact", "bernoulli"] = "exact"
-    # epochs: flip before epochs N-1, 2N-1, ... of the level's schedule (the authors' ``epoch % N == N - 1``,
-    # their defaults p = 0.3, N = 30) instead of once
+    # epochs: flip before epochs N-1, 2N-1, ... counted from the end of the warm-up (the authors' ``epoch % N == N - 1``
+    # in the epochs of a level after their one warm-up; their defaults p = 0.3, N = 30) instead of once
     flip_every: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
@@ -66,11 +66,12 @@ def retrain(s: Session, p: IterativeParams, level: int, start: Point) -> None:
 
 
 def flip_points(s: Session, p: IterativeParams, start: Point, fraction: float) -> list[Point]:
-    """Where a level trained from ``start`` flips signs: before epochs N-1, 2N-1, ... (``flip_every``;
-    none when it flips nothing), at ``flip_at``, or else once before training (even at fraction 0:
-    recorded runs keep that operation)."""
+    """Where a level trained from ``start`` flips signs: before epochs N-1, 2N-1, ... after the warm-up
+    (``flip_every``; none when it flips nothing), at ``flip_at``, or else once before training (even at
+    fraction 0: recorded runs keep that operation)."""
     if p.flip_every is not None:
-        points = [Point(epoch=e) for e in range(p.flip_every - 1, s.spec.train.epochs, p.flip_every)]
+        warmup, epochs = s.spec.train.schedule.warmup_epochs, s.spec.train.epochs
+        points = [Point(epoch=warmup + e) for e in range(p.flip_every - 1, epochs, p.flip_every) if warmup + e < epochs]
         return [f for f in points if s.steps(f, 0) >= s.steps(start, 0)] if fraction else []
     if p.flip_at is None:
         return [start]

@@ -11,7 +11,7 @@ from prunebench.planner import plan_training
 from prunebench.runner import build_session
 from prunebench.spec import DataSpec, ExecSettings, SyntheticSpec
 from prunebench.store import RunDir
-from tests.conftest import tiny_spec
+from tests.conftest import REPO, tiny_spec
 
 IMP_3IT = {"method": "imp", "params": {"levels": 1, "rewind": "3it"}}  # epochs: 2 + (2 - 3 / steps per epoch)
 
@@ -56,3 +56,17 @@ def test_a_registered_dataset_is_planned_from_its_registry_entry(monkeypatch):
     assert train_size(DataSpec(dataset="plugin_data", subset={"train_per_class": 20})) == 100
     spec = tiny_spec(**IMP_3IT, data={"dataset": "plugin_data", "synthetic": None}, train={"batch_size": 64})
     assert plan_training(spec).epochs == pytest.approx(4 - 3 / 8)  # ceil(500 / 64) = 8 steps an epoch
+
+
+@pytest.mark.parametrize("reduced", [False, True], ids=["full", "reduced"])
+@pytest.mark.parametrize("name", ["cifar10_resnet18", "cifar10_resnet18_ablations", "cifar100_resnet50", "tinyimagenet_resnet50"])
+def test_the_lrr_paper_suites_warm_up_once_and_train_every_level_for_the_whole_cosine(name, reduced):
+    """The authors' protocol: one warm-up before level 0, then every level (level 0 included) a full
+    cosine of E - W epochs; IMP-style and LRR-style entries train equally long (issue 14)."""
+    from prunebench.suite import load_suite
+
+    suite = load_suite(REPO / "suites" / f"{name}.yaml", reduced=reduced)
+    for run in suite.runs():
+        plan, epochs, warmup = plan_training(run), run.train.epochs, run.train.schedule.warmup_epochs
+        assert warmup > 0
+        assert plan.epochs == pytest.approx(epochs + (plan.levels - 1) * (epochs - warmup)), run.label

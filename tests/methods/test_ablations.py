@@ -193,10 +193,11 @@ class Calls:
 
     steps_per_epoch = 4
 
-    def __init__(self):
+    def __init__(self, warmup_epochs: float = 0):
         from types import SimpleNamespace
 
-        self.spec, self.calls = SimpleNamespace(train=SimpleNamespace(epochs=10)), []
+        schedule = SimpleNamespace(warmup_epochs=warmup_epochs)
+        self.spec, self.calls = SimpleNamespace(train=SimpleNamespace(epochs=10, schedule=schedule)), []
 
     def steps(self, point, default):
         return default if point is None else point.steps(self.steps_per_epoch)
@@ -209,17 +210,20 @@ class Calls:
         self.calls.append(("flip", fraction, exact))
 
 
-@pytest.mark.parametrize("start,trains,flips", [
-    ("0ep", [("0ep", "2ep"), ("2ep", "5ep"), ("5ep", "8ep"), ("8ep", "None")], 3),
-    ("4ep", [("4ep", "5ep"), ("5ep", "8ep"), ("8ep", "None")], 2),
-    ("5ep", [("5ep", "8ep"), ("8ep", "None")], 2),  # a flip at the segment's first step: before any training
+@pytest.mark.parametrize("warmup,start,trains,flips", [
+    (0, "0ep", [("0ep", "2ep"), ("2ep", "5ep"), ("5ep", "8ep"), ("8ep", "None")], 3),
+    (0, "4ep", [("4ep", "5ep"), ("5ep", "8ep"), ("8ep", "None")], 2),
+    (0, "5ep", [("5ep", "8ep"), ("8ep", "None")], 2),  # a flip at the segment's first step: before any training
+    # the authors count a level's epochs after their one warm-up: with 2 warm-up epochs, before epochs 4 and 7
+    (2, "0ep", [("0ep", "4ep"), ("4ep", "7ep"), ("7ep", "None")], 2),
+    (2, "2ep", [("2ep", "4ep"), ("4ep", "7ep"), ("7ep", "None")], 2),
 ])
-def test_periodic_flips_fall_before_epochs_n_minus_1_2n_minus_1_of_every_level(start, trains, flips):
+def test_periodic_flips_fall_before_epochs_n_minus_1_2n_minus_1_after_the_warmup_of_every_level(warmup, start, trains, flips):
     from prunebench.methods.common import IterativeParams, retrain
     from prunebench.spec import Point
 
     p = IterativeParams(flip_signs=0.3, flip_mode="bernoulli", flip_every=3, flip_levels=[0, 1, 2])
-    s = Calls()
+    s = Calls(warmup)
     retrain(s, p, 0, start=Point.model_validate(start))
     assert [c[1:] for c in s.calls if c[0] == "train"] == trains
     assert [c for c in s.calls if c[0] == "flip"] == [("flip", 0.3, False)] * flips
