@@ -133,7 +133,8 @@ RUN_OPTIONS = {
     "Core options": ["results", "data_root", "reduced", "overrides", "only", "dry_run", "retry_failed", "rerun", "check_after",
                      "markdown", "no_progress"],
     "Training settings": ["device", "threads", "deterministic", "compile_step", "compile_update", "channels_last",
-                          "optimizer_impl", "cudnn_benchmark", "sync_checkpoints", "checkpoint_every", "checkpoint_interval"],
+                          "optimizer_impl", "cudnn_benchmark", "sync_checkpoints", "checkpoint_every", "checkpoint_interval",
+                          "share_prefixes"],
     "Scale out (one machine, or machines sharing --results)": ["gpus", "runs_per_gpu", "jobs", "shard"],
     "SLURM (--executor slurm: one job array of the runs to do)": ["executor_kind", "partition", "time_limit",
                                                                    "array_parallelism", "slurm_gpus", "slurm_cpus"],
@@ -171,6 +172,9 @@ Examples:
               help="the optimizer step: foreach (bitwise the loop's numbers), fused (Adam's last bits differ), loop")
 @click.option("--cudnn-benchmark/--no-cudnn-benchmark", default=None, help="cuDNN autotuning [default: on unless --deterministic]")
 @click.option("--sync-checkpoints", is_flag=True, help="write checkpoints in the training thread (default: a background thread)")
+@click.option("--share-prefixes/--no-share-prefixes", default=True, show_default=True,
+              help="train a state several runs reach (e.g. one seed's dense level 0) once, in RESULTS/prefixes, and start "
+                   "the others from it: bitwise the same numbers")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--markdown", is_flag=True, help=MARKDOWN_HELP)
 @click.option("--check", "check_after", is_flag=True,
@@ -189,8 +193,8 @@ Examples:
 @click.option("--slurm-cpus", default=8, show_default=True, type=int, help="CPU cores per SLURM task")
 def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_failed, rerun, device, threads,
         checkpoint_every, checkpoint_interval, deterministic, compile_step, compile_update, channels_last, optimizer_impl,
-        cudnn_benchmark, sync_checkpoints, no_progress, markdown, check_after, gpus, runs_per_gpu, jobs, shard, executor_kind,
-        partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
+        cudnn_benchmark, sync_checkpoints, share_prefixes, no_progress, markdown, check_after, gpus, runs_per_gpu, jobs, shard,
+        executor_kind, partition, time_limit, array_parallelism, slurm_gpus, slurm_cpus) -> None:
     """Run SUITE (YAML): every method x sweep point x seed, skipping finished runs, then print the leaderboard."""
     from prunebench.executors import cpu_workers, gpu_workers, parse_shard, plan_suite, select
     from prunebench.messages import say_levels
@@ -219,7 +223,7 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
     settings = ExecSettings(device=device, threads=threads, data_root=data_root, checkpoint_every=checkpoint_every,
                             checkpoint_interval_s=checkpoint_interval, deterministic=deterministic, compile=compile_step,
                             compile_update=compile_update, channels_last=channels_last, optimizer_impl=optimizer_impl,
-                            cudnn_benchmark=cudnn_benchmark, async_checkpoints=not sync_checkpoints)
+                            cudnn_benchmark=cudnn_benchmark, async_checkpoints=not sync_checkpoints, share_prefixes=share_prefixes)
     if executor_kind == "local" and not dry_run:
         from prunebench.runner import check_settings
 
@@ -232,7 +236,7 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
                    slurm_gpus, slurm_cpus, overrides)
         return
     if dry_run:
-        _print_plan(plans, retry_failed, results_dir)
+        _print_plan(plans, retry_failed, results_dir, settings)
         return
     from prunebench.data import DatasetError
     from prunebench.executors import require_data
@@ -279,7 +283,7 @@ def plan_line(name: str, plans, retry_failed: bool, results_dir: Path, settings:
     import torch
 
     from prunebench.cpus import usable_cpus
-    from prunebench.executors import to_run
+    from prunebench.executors import prefix_sharing, to_run
 
     todo, _ = to_run(plans, retry_failed)
     done = sum(p.status == "complete" for p in plans)
@@ -292,7 +296,10 @@ def plan_line(name: str, plans, retry_failed: bool, results_dir: Path, settings:
         where = f"device {device}, {settings.threads or usable_cpus()[0]} threads"
     counts = f"{len(plans)} run{'s' if len(plans) != 1 else ''}, {len(todo)} to do, {done} done"
     counts += f", {failed} failed before" if failed else ""
-    return f"bench run {name}: {counts}; {sum(p.epochs for p in todo):g} epochs to train; records in {results_dir}/; {where}"
+    epochs = f"{sum(p.epochs for p in todo):g} epochs to train"
+    saved = prefix_sharing(todo, settings).epochs_saved
+    epochs += f" ({saved:g} of them loaded from shared prefixes)" if saved else ""
+    return f"bench run {name}: {counts}; {epochs}; records in {results_dir}/; {where}"
 
 
 def outcome_summary(outcomes) -> str:
@@ -327,7 +334,7 @@ def _run_slurm(loaded, plans, results_dir, settings, dry_run, retry_failed, part
     settings = settings.model_copy(update={"device": "cuda" if gpus else "cpu", "threads": settings.threads or cpus})
     folder = results_dir / "slurm"
     if dry_run:
-        _print_plan(plans, retry_failed, results_dir)
+        _print_plan(plans, retry_failed, results_dir, settings.model_copy(update={"share_prefixes": False}))  # tasks share none
         click.echo("\nsbatch file of the job array:\n" + sbatch_script(params, max(len(todo), 1), folder))
         return
     if not todo:
@@ -359,20 +366,28 @@ def _set_aside(results: Path, specs) -> None:
             path.rename(results / f"{spec.run_id}.replaced-{stamp}")
 
 
-def _print_plan(plans, retry_failed: bool, results_dir: Path) -> None:
+def _print_plan(plans, retry_failed: bool, results_dir: Path, settings: ExecSettings | None = None) -> None:
     from tabulate import tabulate
 
-    from prunebench.executors import to_run
+    from prunebench.executors import execution_order, prefix_sharing, to_run
     from prunebench.status import format_duration, measured_seconds_per_epoch
 
+    settings = settings or ExecSettings()
     todo, _ = to_run(plans, retry_failed)
     to_do = {p.spec.run_id for p in todo}  # by id: runs of one id share their records, so to_run takes all or none
+    sharing = prefix_sharing(todo, settings)
+    loaded = {p.spec.run_id: sharing.saved.get(i, 0.0) for i, p in enumerate(execution_order(todo))}
     rows = [[p.spec.label, p.spec.seed, p.spec.run_id, p.status, p.levels, f"{p.epochs:g}",
-             "run" if p.spec.run_id in to_do else "skip"] for p in plans]
-    click.echo(tabulate(rows, headers=["method", "seed", "run id", "status", "levels", "epochs", "action"], tablefmt="simple"))
-    epochs = sum(p.epochs for p in todo)
+             f"{loaded.get(p.spec.run_id, 0.0):g}", "run" if p.spec.run_id in to_do else "skip"] for p in plans]
+    click.echo(tabulate(rows, headers=["method", "seed", "run id", "status", "levels", "epochs", "shared", "action"],
+                        tablefmt="simple"))
+    epochs, saved = sum(p.epochs for p in todo), sharing.epochs_saved
     click.echo(f"\n{len(todo)} of {len(plans)} runs to execute, {epochs:g} epochs to train "
                f"({sum(p.epochs for p in plans if p.status == 'complete'):g} epochs already done).")
+    if settings.share_prefixes:
+        click.echo(f"Prefix sharing: {saved:g} of these epochs are loaded from states another run trains first "
+                   f"({len(sharing.keys)} shared states); {epochs - saved:g} epochs trained (--no-share-prefixes: {epochs:g}).")
+    epochs -= saved
     seconds = measured_seconds_per_epoch(results_dir, [p.spec for p in plans])
     if seconds is None:
         click.echo("Device time: unknown until an epoch of this suite has been timed (see results/throughput_*.md for rates).")

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from prunebench.cpus import split_among
 from prunebench.data import DataCache, require_files
 from prunebench.messages import say_levels, say_warnings
-from prunebench.planner import plan_training
+from prunebench.planner import Sharing, TrainStep, plan_training, share_prefixes
 from prunebench.runner import INVOCATION_FAULTS, InvocationError, Outcome, producers_waited_for, run_one, stop_on_signals
 from prunebench.spec import ExecSettings, RunSpec
 from prunebench.store import RunDir, RunLocked
@@ -41,12 +41,13 @@ class PlannedRun:
     status: str  # complete | failed | partial | pending
     epochs: float  # epochs the whole run trains
     levels: int
+    trains: tuple[TrainStep, ...] = ()  # its trains, for prefix sharing
 
 
 def plan_run(spec: RunSpec, results: Path) -> PlannedRun:
     """A run's status in ``results`` and what it trains (its method script against a PlanSession)."""
     plan = plan_training(spec)
-    return PlannedRun(spec, RunDir(results, spec).status(), plan.epochs, plan.levels)
+    return PlannedRun(spec, RunDir(results, spec).status(), plan.epochs, plan.levels, plan.trains)
 
 
 def plan_suite(specs: Sequence[RunSpec], results: Path) -> list[PlannedRun]:
@@ -95,6 +96,24 @@ def to_run(plans: Sequence[PlannedRun], retry_failed: bool) -> tuple[list[Planne
     return todo, skipped
 
 
+def execution_order(todo: Sequence[PlannedRun]) -> list[PlannedRun]:
+    """The order the executors start runs in: producers' layers first, suite order within a layer."""
+    return [p for layer in dependency_layers(todo) for p in layer]
+
+
+def prefix_sharing(todo: Sequence[PlannedRun], settings: ExecSettings) -> Sharing:
+    """The states several of ``todo`` reach (written once, loaded by the others) and the epochs that
+    saves when they run in ``execution_order`` (a pool may train a prefix twice if two of its runs
+    reach it at once; results are the same either way)."""
+    if not settings.share_prefixes:
+        return Sharing(frozenset(), {})
+    return share_prefixes([p.trains for p in execution_order(todo)])
+
+
+def shared_keys(plan: PlannedRun, sharing: Sharing) -> frozenset[str]:
+    return sharing.keys & {t.key for t in plan.trains}
+
+
 def _progress(total: float, enabled: bool) -> tqdm:
     return tqdm(total=round(total, 2), unit="ep", disable=not enabled or not total, dynamic_ncols=True,
                 bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} ep [{elapsed}<{remaining}]")
@@ -110,13 +129,15 @@ def run_local(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings
     """Run every incomplete run in order in this process; a failure is recorded and the next run starts."""
     todo, outcomes = to_run(plans, retry_failed)
     data = DataCache()
+    sharing = prefix_sharing(todo, settings)
     with _progress(sum(p.epochs for p in todo), progress) as bar:
 
         def execute(batch: Sequence[PlannedRun]) -> list[Outcome]:
             out = []
             for p in batch:
                 bar.set_description(f"{p.spec.label} seed {p.spec.seed}")
-                out.append(_guarded(p.spec, results, settings, data, lambda e: bar.update(e), should_stop))
+                out.append(_guarded(p.spec, results, settings, data, lambda e: bar.update(e), should_stop,
+                                    shared_keys(p, sharing)))
                 _report(out[-1], p.spec)
                 if out[-1].status == "interrupted":
                     break
@@ -186,11 +207,13 @@ def _locked(results: Path, run_id: str) -> bool:
 
 
 def _guarded(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCache,
-             on_progress: Callable[[float], None], should_stop: Callable[[], bool] | None = None) -> Outcome:
+             on_progress: Callable[[float], None], should_stop: Callable[[], bool] | None = None,
+             shared: frozenset[str] = frozenset()) -> Outcome:
     if should_stop is not None and should_stop():
         return Outcome(spec.run_id, "interrupted", "not started: stop requested")
     try:
-        return run_one(spec, results, settings, data, on_progress=on_progress, should_stop=should_stop)
+        return run_one(spec, results, settings, data, on_progress=on_progress, should_stop=should_stop,
+                       shared_prefixes=shared)
     except RunLocked as e:
         return Outcome(spec.run_id, "locked", str(e))
 
@@ -245,11 +268,11 @@ def _init_worker(workers: queue.Queue, progress: Any, settings: ExecSettings) ->
     )
 
 
-def _work(spec_json: str, results: str) -> Outcome:
+def _work(spec_json: str, results: str, shared: frozenset[str] = frozenset()) -> Outcome:
     spec = RunSpec.model_validate_json(spec_json)
     progress = _worker_state["progress"]
     return _guarded(spec, Path(results), _worker_state["settings"], _worker_state["data"],
-                    lambda epochs: progress.put(epochs), _worker_state["stop"].requested)
+                    lambda epochs: progress.put(epochs), _worker_state["stop"].requested, shared)
 
 
 def run_pool(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings, workers: Sequence[Worker], *,
@@ -261,6 +284,7 @@ def run_pool(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings,
     todo, outcomes = to_run(plans, retry_failed)
     if not todo:
         return outcomes
+    sharing = prefix_sharing(todo, settings)
     ctx = mp.get_context("spawn")  # fresh interpreters: CUDA_VISIBLE_DEVICES must precede CUDA's start
     with ctx.Manager() as manager:
         slots, ticks = manager.Queue(), manager.Queue()
@@ -272,7 +296,8 @@ def run_pool(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings,
 
             def execute(batch: Sequence[PlannedRun]) -> list[Outcome]:
                 out = []
-                running: dict[Future, PlannedRun] = {pool.submit(_work, p.spec.model_dump_json(), str(results)): p for p in batch}
+                running: dict[Future, PlannedRun] = {
+                    pool.submit(_work, p.spec.model_dump_json(), str(results), shared_keys(p, sharing)): p for p in batch}
                 forwarded = False
                 while running:
                     done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)

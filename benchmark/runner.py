@@ -37,6 +37,7 @@ from prunebench.data import DataCache, DatasetError, DeviceLoader
 from prunebench.masks import prunable_parameters
 from prunebench.messages import LOGGER
 from prunebench.models import build_model
+from prunebench.prefixes import PrefixStore
 from prunebench.records import LevelRecord, RunResult
 from prunebench.seeds import derive_seed
 from prunebench.session import Interrupted, TrainingSession
@@ -182,7 +183,7 @@ def provenance(settings: ExecSettings, device: torch.device, spec: RunSpec | Non
         "packages": packages,
         "plugins": plugin_versions(spec),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "device_name": provenance_device_name(device),
         "torch_threads": torch.get_num_threads(),
         "threads_from": threads_from(settings),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # a worker's GPU (--gpus, --runs-per-gpu)
@@ -223,7 +224,8 @@ def _git_state() -> dict[str, Any]:
 
 def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: DataCache, device: torch.device,
                   on_progress: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None,
-                  producers: dict[str, RunRecords] | None = None) -> TrainingSession:
+                  producers: dict[str, RunRecords] | None = None, prefixes: PrefixStore | None = None,
+                  shared_prefixes: frozenset[str] = frozenset()) -> TrainingSession:
     """Data, model (initialised from the run's seed), trainer and Session of a run."""
     prepared = data.get(spec.data, settings.data_root)
     torch.manual_seed(derive_seed(spec.seed, "init"))
@@ -245,7 +247,19 @@ def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: Data
     return TrainingSession(spec, trainer, prunable, run, num_classes=prepared.num_classes,
                    checkpoint_every=settings.checkpoint_every, checkpoint_interval_s=settings.checkpoint_interval_s,
                    on_progress=on_progress, should_stop=should_stop, producers=producers,
-                   async_checkpoints=settings.async_checkpoints)
+                   async_checkpoints=settings.async_checkpoints, prefixes=prefixes, shared_prefixes=shared_prefixes)
+
+
+def prefix_context(settings: ExecSettings, device: torch.device) -> dict[str, Any]:
+    """What may change the last bits of a trained state besides its protocol: a run loads only prefixes
+    computed under the same (torch, device model, threads, determinism, step-loop settings)."""
+    return {"torch": torch.__version__, "device": device.type, "device_name": provenance_device_name(device),
+            "threads": torch.get_num_threads(), "deterministic": settings.deterministic, "cudnn_benchmark": cudnn_benchmark(settings),
+            **settings.model_dump(include={"channels_last", "compile", "compile_update", "optimizer_impl", "eval_batch_size"})}
+
+
+def provenance_device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
 
 
 def _run_standalone(spec: RunSpec, run: RunDir, method: type, settings: ExecSettings, started: float) -> Outcome:
@@ -310,11 +324,14 @@ def producers_waited_for(spec: RunSpec, results: Path) -> list[str]:
 
 
 def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCache | None = None,
-            on_progress: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None) -> Outcome:
+            on_progress: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None,
+            shared_prefixes: frozenset[str] = frozenset()) -> Outcome:
     """Execute (or resume, or skip) one run. Returns how it ended; never raises for a failed run.
 
     ``should_stop`` (asked after every optimizer step) ends the run early with a checkpoint at that
-    step: the outcome is "interrupted", and running it again resumes there.
+    step: the outcome is "interrupted", and running it again resumes there. ``shared_prefixes``: the
+    lineage keys of this run's states that other runs of the invocation reach too (written to, or
+    loaded from, ``results/prefixes``).
     """
     run = RunDir(results, spec)
     if _usable_result(run):
@@ -331,7 +348,9 @@ def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCach
         try:
             configure_torch(settings)
             device = resolve_device(settings.device)
-            session = build_session(spec, run, settings, data or DataCache(), device, on_progress, should_stop, producers)
+            prefixes = PrefixStore(results / "prefixes", prefix_context(settings, device)) if shared_prefixes else None
+            session = build_session(spec, run, settings, data or DataCache(), device, on_progress, should_stop, producers,
+                                    prefixes, shared_prefixes)
             state = _resumable_state(run, settings, device)
             if state is not None:
                 session.load_state_dict(state)

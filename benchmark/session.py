@@ -33,9 +33,11 @@ from prunebench.api import (
 )
 from prunebench.connectivity import effective_density
 from prunebench.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
+from prunebench.lineage import Lineage, epoch_rows
 from prunebench.masks import Masks, Scores, allocate, drop_and_grow, full_masks, mask_stats, on_host, pack
 from prunebench.messages import LEVELS
 from prunebench.models.init import NORM_LAYERS
+from prunebench.prefixes import PrefixStore
 from prunebench.records import EpochRecord, LevelRecord
 from prunebench.seeds import derive_seed
 from prunebench.sparsity import cubic_density, drop_fraction, is_update_step
@@ -87,6 +89,8 @@ class TrainingSession:
         should_stop: Callable[[], bool] | None = None,
         producers: Mapping[str, ProducerRecords] | None = None,
         async_checkpoints: bool = False,
+        prefixes: PrefixStore | None = None,
+        shared_prefixes: frozenset[str] = frozenset(),
     ) -> None:
         self.spec = spec
         self.trainer = trainer
@@ -119,6 +123,13 @@ class TrainingSession:
         self._started = self._last_checkpoint = time.perf_counter()
         # Checkpoints copied to host memory, then written by a thread while training goes on
         self._writer = BackgroundWriter() if async_checkpoints else None
+        # Prefix sharing: the states other runs of the invocation reach too (prunebench.lineage) are
+        # written to (or, when there, loaded from) ``prefixes`` at the end of a train
+        self.lineage = Lineage(spec)
+        self.prefixes = prefixes
+        self.shared_prefixes = shared_prefixes
+        self._rows: list[tuple[int, int, dict[str, Any]]] = []  # epoch rows since the lineage's last train began
+        self._last_scores: Scores | None = None
 
     # ---- positions
     @property
@@ -147,14 +158,19 @@ class TrainingSession:
         op, run = self._op()
         if not run:
             return
-        first = self.steps(start, 0)
+        origin = first = self.steps(start, 0)
         last = self.steps(stop, self.trainer.total_steps)
         carry = None
         if self._resume is not None and self._resume.op == op:
             first = self._resume.step
             carry = PartialEpoch(**self._resume.partial) if self._resume.partial else None
-        elif self._scored and time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval_s:
-            self._checkpoint(Resume(op, first))  # scoring (SynFlow's 100 rounds) is not redone after a kill in training
+        else:
+            if self._load_prefix(first, last, updates):
+                return
+            if not self.lineage.merges(first, self.data_level, updates):
+                self._rows = []
+            if self._scored and time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval_s:
+                self._checkpoint(Resume(op, first))  # scoring (SynFlow's 100 rounds) is not redone after a kill in training
         self._resume = None
 
         def epoch_key(epoch: int) -> int:
@@ -187,7 +203,9 @@ class TrainingSession:
             if self.spec.train.eval_every_epoch and stats.complete:
                 evaluated = self.trainer.evaluate()
                 record.test_accuracy, record.test_loss = evaluated["accuracy"], evaluated["loss"]
-            self.recorder.append_metrics(record.model_dump(mode="json", exclude_none=True))
+            row = record.model_dump(mode="json", exclude_none=True)
+            self.recorder.append_metrics(row)
+            self._rows.append((stats.first_step, stats.last_step, row))
             # Periodic checkpoints fall on epoch ends of the level's schedule, wherever its segments
             # start and stop, so a level trained in pieces is checkpointed as often as one trained at
             # once; the end of the schedule is left to the level's record(), which always checkpoints.
@@ -202,6 +220,46 @@ class TrainingSession:
             self._checkpoint(Resume(op, partial.step, partial.state()))
             self.wait_for_checkpoints()
             raise Interrupted(f"stopped at step {partial.step} of level {self.level}; checkpoint written")
+        self.lineage.train(origin, last, self.data_level, self.level, updates)
+        self._share_prefix()
+
+    # ---- shared prefixes
+    def _load_prefix(self, first: int, last: int, updates: MaskUpdates | None) -> bool:
+        """Instead of training [first, last): the state another run reached with the same lineage, and
+        its epoch rows of these steps (marked with the prefix), if it wrote them."""
+        key = self.lineage.key(self.lineage.after_train(first, last, self.data_level, self.level, updates))
+        state = self.prefixes.load(key) if self.prefixes is not None and key in self.shared_prefixes else None
+        if state is None:
+            return False
+        rows = {(r["first"], r["last"]): r["row"] for r in state["rows"]}
+        wanted = epoch_rows(first, last, self.steps_per_epoch)
+        if not all(w in rows for w in wanted):  # its epochs were cut elsewhere: its rows are not ours
+            return False
+        if not self.lineage.merges(first, self.data_level, updates):
+            self._rows = []
+        self.model.load_state_dict(state["model"])
+        self.trainer.optimizer.load_state_dict(state["optimizer"])
+        self.masks = {k: v.bool().to(self.masks[k].device) for k, v in state["masks"].items()}
+        self._load_counters(state["counters"])
+        self._masks_changed()
+        for w in wanted:
+            self.recorder.append_metrics({**rows[w], "level": self.level, "prefix": key})
+            self._rows.append((*w, rows[w]))
+        self.lineage.train(first, last, self.data_level, self.level, updates)
+        self.on_progress((last - first) / self.steps_per_epoch)
+        return True
+
+    def _share_prefix(self) -> None:
+        """Write the state this train ended in, if other runs reach it too and nobody wrote it yet."""
+        key = self.lineage.key()
+        if self.prefixes is None or key not in self.shared_prefixes or self.prefixes.has(key):
+            return
+        state = {"model": self.model.state_dict(), "optimizer": self.trainer.optimizer.state_dict(), "masks": self.masks,
+                 "counters": self._counters(), "rows": [{"first": a, "last": b, "row": row} for a, b, row in self._rows]}
+        if self._writer is None:
+            self.prefixes.save(key, state)
+        else:
+            self._writer.submit(self.prefixes.save, key, host_copy(state))
 
     def _update_steps(self, updates: MaskUpdates, last: int) -> tuple[int, int, int]:
         """(first, last, every) update step; the last is the last one on the grid begin + k * every, so
@@ -250,11 +308,13 @@ class TrainingSession:
         self.masks = full_masks(self.prunable)
         self.target_density = 1.0
         self._masks_changed()
+        self.lineage.append("revive")
 
     def reset_optimizer(self) -> None:
         """Fresh optimizer state (momentum buffers) for the following training."""
         if self._op()[1]:
             self.trainer.reset_optimizer()
+            self.lineage.append("reset_optimizer")
 
     # ---- snapshots and rewinding
     def snapshot(self, name: str) -> None:
@@ -266,6 +326,7 @@ class TrainingSession:
             "optimizer": copy.deepcopy(self.trainer.optimizer.state_dict()),
             "data_level": self.data_level,
         }
+        self.lineage.snapshot(name)
 
     def restore(self, name: str, what: Sequence[Restorable]) -> None:
         """Restore the named parts of snapshot ``name``; the masks stay as they are."""
@@ -286,6 +347,7 @@ class TrainingSession:
         if "data_order" in what:
             self.data_level = snap["data_level"]
         self._masks_changed()
+        self.lineage.restore(name, what)
 
     # ---- scoring and pruning
     def score(self, scorer: str | None = None, **options: Any) -> Scores:
@@ -295,7 +357,9 @@ class TrainingSession:
             return {}
         name = scorer or self.spec.prune.scorer
         self._scored = True
-        return get_scorer(name)(self._score_context(name, op), **options)
+        self.lineage.score(op, name, options)
+        self._last_scores = get_scorer(name)(self._score_context(name, op), **options)
+        return self._last_scores
 
     def _score_context(self, scorer: str, key: int) -> ScoreContext:
         """What a scorer reads; its data and randomness keyed by ``key`` (the operation)."""
@@ -321,6 +385,8 @@ class TrainingSession:
         self.masks = allocate(scores, self.masks, target, allocation or self.spec.prune.allocation)
         self.target_density = target
         self._masks_changed()
+        self.lineage.prune(scores is self._last_scores, density, remove, allocation or self.spec.prune.allocation)
+        self._last_scores = None
 
     def _masks_changed(self) -> None:
         """Enforce the masks (pruned weights to zero from now on)."""
@@ -334,6 +400,8 @@ class TrainingSession:
         the current one), or "keep" (nothing)."""
         if not self._op()[1] or source == "keep":
             return
+        level = self.level if level is None else level
+        self.lineage.append("set_signs", source, level, self.lineage.snapshots.get("rewind"))
         if source == "init":
             signs = self._init_signs
         elif source == "rewind":
@@ -342,7 +410,7 @@ class TrainingSession:
             state = self._snapshots["rewind"]["state"]
             signs = {name: state[name] < 0 for name in self.prunable}
         else:
-            signs = self._producer("signs").signs(self.level if level is None else level)
+            signs = self._producer("signs").signs(level)
         with torch.no_grad():
             for name, p in self.prunable.items():
                 sign = 1.0 - 2.0 * signs[name].to(device=p.device, dtype=p.dtype)  # True (negative) -> -1
@@ -356,6 +424,7 @@ class TrainingSession:
         if not run or fraction == 0:
             return
         g = self.rng("flip_signs", op)
+        self.lineage.append("flip_signs", op, fraction, exact)
         with torch.no_grad():
             for name, p in self.prunable.items():
                 kept = torch.nonzero(self.masks[name].reshape(-1).cpu()).flatten()
@@ -464,13 +533,22 @@ class TrainingSession:
             "previous": self._previous,
             "journal": self._journal,
             "levels": [row.model_dump(mode="json", exclude_none=True) for row in self.levels],
-            "counters": {
-                "target_density": self.target_density, "level": self.level,
-                "data_level": self.data_level, "steps_trained": self.steps_trained, "train_flops": self.train_flops,
-                "dense_train_flops": self.dense_train_flops,
-            },
+            "counters": {**self._counters(), "level": self.level, "data_level": self.data_level},
+            "lineage": self.lineage.state(),
+            "prefix_rows": self._rows,
             "metrics_count": self.recorder.metrics_count(),
         }
+
+    def _counters(self) -> dict[str, float]:
+        """The run's totals so far (a shared prefix carries them too: equal lineages, equal totals)."""
+        return {"target_density": self.target_density, "steps_trained": self.steps_trained, "train_flops": self.train_flops,
+                "dense_train_flops": self.dense_train_flops}
+
+    def _load_counters(self, counters: Mapping[str, Any]) -> None:
+        self.target_density = counters["target_density"]
+        self.steps_trained = counters["steps_trained"]
+        self.train_flops = counters.get("train_flops", 0.0)
+        self.dense_train_flops = counters.get("dense_train_flops", 0.0)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from a checkpoint: the method script is then replayed up to ``state['op']``."""
@@ -482,11 +560,10 @@ class TrainingSession:
         self._journal = state["journal"]
         self.levels = [LevelRecord.model_validate(row) for row in state["levels"]]
         counters = state["counters"]
-        self.target_density = counters["target_density"]
+        self._load_counters(counters)
         self.level, self.data_level = counters["level"], counters["data_level"]
-        self.steps_trained = counters["steps_trained"]
-        self.train_flops = counters.get("train_flops", 0.0)
-        self.dense_train_flops = counters.get("dense_train_flops", 0.0)
+        self.lineage.load(state.get("lineage"))
+        self._rows = [tuple(row) for row in state.get("prefix_rows", [])]
         self._masks_changed()
         self._resume = Resume(state["op"], state["step"], state.get("partial"))
 

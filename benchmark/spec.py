@@ -345,5 +345,7 @@ class ExecSettings(StrictModel):
                                "loop for SGD, Adam and AdamW: a test checks it), a fused kernel (Adam's last bits differ), "
                                "or the loop")
     cudnn_benchmark: bool | None = Field(None, description="cuDNN autotuning; None: on unless --deterministic (CUDA only)")
+    share_prefixes: bool = Field(True, description="train a state several runs of the invocation reach once (its "
+                                 "lineage key, prunebench.lineage) and start the others from it: same numbers, bit for bit")
     async_checkpoints: bool = Field(True, description="checkpoints copied to host memory and written by a background "
                                     "thread while training goes on (one write in flight; awaited at a level's end)")

@@ -1,0 +1,101 @@
+"""Prefix sharing: lineage keys, the plan's shared states, and a shared prefix giving bitwise the records of training it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from prunebench.app import run_suite
+from prunebench.executors import plan_suite, prefix_sharing
+from prunebench.lineage import Lineage, epoch_rows
+from prunebench.spec import ExecSettings
+from prunebench.suite import load_suite
+from tests.conftest import REPO, tiny_spec
+
+
+def test_epoch_rows_cut_a_segment_at_the_epoch_ends():
+    assert epoch_rows(3, 11, 4) == [(3, 4), (4, 8), (8, 11)]
+    assert epoch_rows(0, 8, 4) == [(0, 4), (4, 8)]
+    assert epoch_rows(5, 5, 4) == []
+
+
+def test_a_level_trained_in_segments_has_the_key_of_one_train_and_nothing_else_does():
+    spec = tiny_spec()
+    whole, split = Lineage(spec), Lineage(spec)
+    whole.train(0, 40, 0, 0, None)
+    split.train(0, 10, 0, 0, None)
+    split.snapshot("rewind")
+    split.train(10, 40, 0, 0, None)
+    assert split.key() == whole.key()
+    other_order = Lineage(spec)
+    other_order.train(0, 10, 0, 0, None)
+    other_order.train(10, 40, 1, 0, None)  # another data order: a second train
+    assert other_order.key() != whole.key()
+    updated = Lineage(spec)
+    updated.train(0, 10, 0, 0, None)
+    updated.train(10, 40, 0, 0, "every 2 steps")  # mask updates never merge
+    assert updated.key() != whole.key()
+    for kind in ("revive", "reset_optimizer"):
+        changed = Lineage(spec)
+        changed.train(0, 40, 0, 0, None)
+        changed.append(kind)
+        assert changed.key() != whole.key()
+    assert Lineage(spec.model_copy(update={"seed": spec.seed + 1})).key() != Lineage(spec).key()
+
+
+def test_prunes_are_keyed_by_the_score_they_use():
+    spec = tiny_spec()
+    a, b, own = Lineage(spec), Lineage(spec), Lineage(spec)
+    for lineage, scorer in ((a, "magnitude"), (b, "random"), (own, "magnitude")):
+        lineage.score(3, scorer, {})
+    a.prune(True, None, 0.2, "global")
+    b.prune(True, None, 0.2, "global")
+    own.prune(False, None, 0.2, "global")  # scores the method made itself
+    assert len({a.key(), b.key(), own.key()}) == 3
+
+
+def test_the_lrr_paper_suite_shares_each_seeds_dense_level_0():
+    """Per seed: LRR loads the 160 epochs dense trains, IMP the 150 after its own warm-up (it rewinds there)."""
+    suite = load_suite(REPO / "suites" / "cifar10_resnet18.yaml")
+    plans = plan_suite(suite.runs(), REPO / "no-such-results")
+    sharing = prefix_sharing(plans, ExecSettings())
+    assert sharing.epochs_saved == 3 * (150 + 160)
+    assert prefix_sharing(plans, ExecSettings(share_prefixes=False)).epochs_saved == 0
+
+
+def records(results):
+    out = {}
+    for path in results.glob("*/result.json"):
+        result = json.loads(path.read_text())
+        out[result["run_id"]] = [{k: v for k, v in level.items() if "time" not in k} for level in result["levels"]]
+        for kind in ("masks", "signs"):
+            for f in sorted((path.parent / kind).glob("*.pt")):
+                out[f"{result['run_id']}/{kind}/{f.name}"] = torch.load(f, weights_only=True)
+    return out
+
+
+def equal(a, b) -> bool:
+    if torch.is_tensor(a):
+        return torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.mark.slow
+def test_runs_started_from_a_shared_prefix_record_bitwise_what_training_it_gives(tmp_path):
+    suite = REPO / "suites" / "fashionmnist_quick.yaml"
+    run_suite(suite, results=tmp_path / "shared", reduced=True, settings=ExecSettings(threads=1), progress=False)
+    run_suite(suite, results=tmp_path / "alone", reduced=True, settings=ExecSettings(threads=1, share_prefixes=False),
+              progress=False)
+    assert list((tmp_path / "shared" / "prefixes").glob("*.pt")) and not (tmp_path / "alone" / "prefixes").exists()
+    shared, alone = records(tmp_path / "shared"), records(tmp_path / "alone")
+    assert shared.keys() == alone.keys()
+    for key, value in alone.items():
+        assert equal(shared[key], value), key
+    loaded = [json.loads(line) for f in (tmp_path / "shared").glob("*/metrics.jsonl") for line in f.read_text().splitlines()]
+    assert any("prefix" in row for row in loaded)
