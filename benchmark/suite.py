@@ -5,7 +5,8 @@ written, so any error names the file, the line, the key path and the closest val
 may ``extends:`` another (mappings merge, lists replace; an error in an inherited key names the file
 that wrote it). ``--reduced`` merges the suite's ``reduced:`` block over it; ``--set a.b=v`` merges a
 value given on the command line. Within ``methods``, an override addresses an entry by its label
-(``--set methods.imp.levels=2``).
+(``--set methods.imp.levels=2``). A method entry's ``train:``, ``prune:`` and ``model:`` merge over the
+suite's (``model: {options: {width: 32}}`` trains that entry's runs on a wider or narrower network).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ from prunebench.spec import (
 
 class SuiteError(ValueError):
     """An invalid suite; the message holds one line per problem, each with file:line and key path."""
+
+
+ENTRY_KEYS = (*RESERVED_METHOD_KEYS, "model")  # a method entry's keys that are not the method's parameters
 
 
 # ---------------------------------------------------------------------------------- marked YAML
@@ -197,6 +201,14 @@ class ResolvedMethod:
     variants: list[tuple[str, dict[str, Any]]]  # (variant name, validated params) per sweep point
     id_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> the params its run ids hash
     producers: dict[str, str] = field(default_factory=dict)  # role -> label of the producing entry
+    model: ModelSpec | None = None  # the entry's own ``model:`` merged over the suite's; None: the suite's model as it is
+    trains: dict[str, TrainSpec] = field(default_factory=dict)  # variant -> the train its method derived from ``train``
+
+    def model_of(self, suite: SuiteSpec) -> ModelSpec | None:
+        return self.model if self.model is not None else suite.model
+
+    def train_of(self, variant: str) -> TrainSpec:
+        return self.trains.get(variant, self.train)
 
 
 @dataclass(frozen=True)
@@ -228,8 +240,8 @@ class Suite:
                     producers = {role: ids[(label, _producer_variant(by_label[label], variant), seed)]
                                  for role, label in m.producers.items()}
                     spec = RunSpec(
-                        suite=self.name, label=m.label, variant=variant, data=self.spec.data, model=self.spec.model,
-                        train=m.train, prune=m.prune, method=m.method.name, params=params, seed=seed, producers=producers,
+                        suite=self.name, label=m.label, variant=variant, data=self.spec.data, model=m.model_of(self.spec),
+                        train=m.train_of(variant), prune=m.prune, method=m.method.name, params=params, seed=seed, producers=producers,
                         id_params=m.id_params.get(variant),
                     )
                     ids[(m.label, variant, seed)] = spec.run_id
@@ -395,12 +407,23 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
         prune = _validate_part(PruneSpec, merge(raw.get("prune", {}), entry.get("prune", {})), raw, (*loc, "prune"), ("prune",), errors)
         if prune is not None and method.prunes:
             _check_prune(prune, raw, loc, errors)
-    params = {k: v for k, v in entry.items() if k not in RESERVED_METHOD_KEYS}
+    model = None
+    if "model" in entry and method.standalone:
+        errors.append(f"{_where(raw, (*loc, 'model'))}: methods[{i}].model: method {method.name!r} brings its own model; "
+                      "'model:' has no effect on it")
+    elif "model" in entry and parts:
+        model = _validate_part(ModelSpec, merge(raw["model"], entry["model"]), raw, (*loc, "model"), ("model",), errors)
+        if model is not None:
+            try:
+                check_model(model)
+            except (UnknownName, ModelError, ValueError) as e:
+                errors.append(f"{_where(raw, (*loc, 'model'), ('model',))}: methods[{i}].model: {e}")
+    params = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
     sweep = entry.get("sweep") or {}
     if not isinstance(sweep, dict) or not all(isinstance(v, list) and v for v in sweep.values()):
         errors.append(f"{_where(raw, (*loc, 'sweep'))}: methods[{i}].sweep: a mapping of parameter -> non-empty list of values")
         return None
-    variants, defaults = [], {}
+    variants, defaults, trains = [], {}, {}
     names = list(sweep)
     for values in itertools.product(*sweep.values()) if sweep else [()]:
         point = dict(zip(names, values))
@@ -410,15 +433,25 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
             for err in e.errors():
                 swept = bool(err["loc"]) and err["loc"][0] in sweep  # written under sweep: (maybe in a reduced block)
                 errors.append(_describe(err, raw, method.Params, prefix=(*loc, "sweep") if swept else loc,
-                                        extra_valid=RESERVED_METHOD_KEYS, what=f"method {method.name!r}"))
+                                        extra_valid=ENTRY_KEYS, what=f"method {method.name!r}"))
             break
         variant = ",".join(f"{k}={v}" for k, v in point.items())
         params_of_run, defaults[variant] = resolved_params(validated)
         variants.append((variant, params_of_run))
+        # A method may derive its runs' training from the entry's (cyclic `budget: split`: train.epochs / cycles).
+        # Not (yet) declared on api.Method, so looked up; a ValueError is the entry's error.
+        derive = getattr(method, "resolve_train", None)
+        if derive is not None and train is not None:
+            try:
+                trains[variant] = derive(validated, train)
+            except ValueError as e:
+                at = f" [{variant}]" if variant else ""
+                errors.append(f"{_where(raw, loc)}: methods[{i}] ({label}{at}): {e}")
     producers = _parse_from(entry.get("from"), raw, loc, errors)
     if len(errors) > n_errors or not parts:
         return None
-    return ResolvedMethod(label, method, train, prune, variants, defaults, producers)
+    trains = {v: derived for v, derived in trains.items() if derived != train}  # only where the method changed it
+    return ResolvedMethod(label, method, train, prune, variants, defaults, producers, model, trains)
 
 
 def resolved_params(params: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -454,6 +487,9 @@ def _check_producers(methods: list[ResolvedMethod], raw: MarkedDict, errors: lis
                 continue
             if len(producer.variants) > 1 and any(v not in {pv for pv, _ in producer.variants} for v, _ in m.variants):
                 errors.append(f"{where}: methods[{i}].from.{role}: {label!r} has several sweep points and not {m.label!r}'s")
+            if producer.model != m.model:
+                errors.append(f"{where}: methods[{i}].from.{role}: {label!r} trains another model than {m.label!r} "
+                              "(their 'model:' differs); masks and signs pass only between runs of the same network")
             if role != "masks":
                 continue
             if any(params.get("mask_level") is not None for _, params in m.variants):
@@ -505,17 +541,31 @@ def _structure(model_json: str, classes: int, shape: tuple[int, int, int]) -> to
 
 
 def _check_prunable(spec: SuiteSpec, methods: list[ResolvedMethod], raw: MarkedDict, errors: list[str]) -> None:
-    """Every pruning method's prunable selection matches weights of the suite's model (built on the meta device)."""
+    """Every method's model builds (a builder refuses an option's value, e.g. ``width: 0``, here rather than in
+    a run), and every pruning method's prunable selection matches weights of it."""
     if spec.data is None or spec.model is None:
         return
-    model = _structure(spec.model.model_dump_json(), *expected_shape(spec.data))
+    failed: set[str] = set()  # a model that does not build is reported once, at the first entry that names it
     for i, m in enumerate(methods):
-        if not m.method.prunes or m.method.standalone:
+        if m.method.standalone:
+            continue
+        model_spec = m.model_of(spec)
+        key = model_spec.model_dump_json()
+        if key in failed:
+            continue
+        try:
+            model = _structure(key, *expected_shape(spec.data))
+        except (ValueError, TypeError) as e:
+            failed.add(key)
+            loc = ("methods", i, "model") if m.model is not None else ("model",)
+            errors.append(f"{_where(raw, loc, ('model',))}: {_dotted(loc)}: {model_spec.name}: {e}")
+            continue
+        if not m.method.prunes:
             continue
         where = _where(raw, ("methods", i, "prune", "prunable"), ("prune", "prunable"))
         try:
             if not prunable_parameters(model, m.prune.prunable):
-                errors.append(f"{where}: methods[{i}] ({m.label}): prune.prunable selects no weight of {spec.model.name}")
+                errors.append(f"{where}: methods[{i}] ({m.label}): prune.prunable selects no weight of {model_spec.name}")
         except MaskError as e:
             errors.append(f"{where}: methods[{i}] ({m.label}): prune.prunable: {e}")
 

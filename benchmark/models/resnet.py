@@ -3,7 +3,9 @@
 * ``resnet18`` / ``resnet50``: torchvision's ImageNet ResNets, by default with the CIFAR stem most pruning
   papers use at 32px (3x3/1 conv, no max pool), so the first stage still sees 32x32 maps. torchvision's
   module names are kept (``conv1``, ``layer2.0.downsample.0``, ``fc``) because suites pick prunable layers
-  by globs on parameter names.
+  by globs on parameter names. Option ``width`` (default 64, torchvision's network itself) sets the
+  channels of the stem and the first stage; the stages have width, 2x, 4x and 8x (times 4 at the output
+  of ResNet-50's bottlenecks), as the ``small-dense-inc`` ResNet-18 of the LRR authors' code.
 * ``resnet20`` / ``resnet56`` and ``cifar_resnet`` (option ``depth``: any 6n+2, e.g. 32 or 110): the CIFAR
   ResNets of He et al. (2016) as in OpenLTH's ``cifar_resnet``, with option-B projection shortcuts and
   module names ``conv``, ``blocks.<i>.conv1``, ``blocks.<i>.shortcut.0``, ``fc``.
@@ -19,29 +21,68 @@ from torch import nn
 
 from prunebench.models.registry import register_model
 
+STANDARD_WIDTH = 64  # torchvision's stem and first stage: ``width`` at this value builds its network unchanged
+_BLOCKS = {"resnet18": ("BasicBlock", [2, 2, 2, 2]), "resnet50": ("Bottleneck", [3, 4, 6, 3])}
 
-def _stem_conv(in_channels: int, kernel: int, stride: int) -> nn.Conv2d:
+
+def _stem_conv(in_channels: int, kernel: int, stride: int, width: int = STANDARD_WIDTH) -> nn.Conv2d:
     """A bias-free stem conv initialised as torchvision initialises every other conv of its ResNets."""
-    conv = nn.Conv2d(in_channels, 64, kernel, stride=stride, padding=kernel // 2, bias=False)
+    conv = nn.Conv2d(in_channels, width, kernel, stride=stride, padding=kernel // 2, bias=False)
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
     return conv
 
 
+def _check_width(width: object) -> int:
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer (channels of the first stage; {STANDARD_WIDTH}: the standard "
+                         f"network), got {width!r}")
+    return width
+
+
+def _widened(arch: str, num_classes: int, width: int) -> nn.Module:
+    """torchvision's ResNet with stages of width, 2x, 4x, 8x planes: its own constructor and init loop,
+    each stage's planes scaled by width / 64. The stem conv, its BN and the classifier, which torchvision
+    builds at 64 and 512 * expansion channels, are replaced at the new width (conv1 again by the caller
+    for a CIFAR stem or a grey input). At width 64 its stages are torchvision's, draw for draw (a test
+    checks it); only the replaced stem conv and classifier are drawn anew. ``resnet18(width=64)`` does not
+    come here: it is torchvision's model itself."""
+    from torchvision.models import resnet  # lazily, as in _torchvision_resnet
+
+    class WidthResNet(resnet.ResNet):
+        def _make_layer(self, block, planes, blocks, stride=1, dilate=False):  # torchvision's signature
+            if not hasattr(self, "layer1"):  # layer1 takes the stem's channels: width, not torchvision's 64
+                self.inplanes = width
+            return super()._make_layer(block, planes * width // STANDARD_WIDTH, blocks, stride, dilate)
+
+    block_name, layers = _BLOCKS[arch]
+    block = getattr(resnet, block_name)
+    model = WidthResNet(block, layers, num_classes=num_classes)
+    model.conv1 = _stem_conv(3, 7, 2, width)
+    model.bn1 = nn.BatchNorm2d(width)  # torchvision's BN init (weight 1, bias 0) is BatchNorm2d's own
+    model.fc = nn.Linear(8 * width * block.expansion, num_classes)
+    return model
+
+
 def _torchvision_resnet(
-    arch: str, num_classes: int, input_shape: tuple[int, int, int], stem: Literal["cifar", "imagenet"], classifier_bias: bool
+    arch: str, num_classes: int, input_shape: tuple[int, int, int], stem: Literal["cifar", "imagenet"], classifier_bias: bool,
+    width: int = STANDARD_WIDTH,
 ) -> nn.Module:
     """Adapt a torchvision ResNet in place, keeping its module names and its init everywhere else."""
     if stem not in ("cifar", "imagenet"):
         raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+    width = _check_width(width)
     import torchvision.models  # 2 s of imports (its whole model zoo): paid by the first ResNet built, not by every command
 
-    model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    if width == STANDARD_WIDTH:
+        model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    else:
+        model = _widened(arch, num_classes, width)
     in_channels = input_shape[0]
     if stem == "cifar":
-        model.conv1 = _stem_conv(in_channels, 3, 1)
+        model.conv1 = _stem_conv(in_channels, 3, 1, width)
         model.maxpool = nn.Identity()
     elif in_channels != 3:
-        model.conv1 = _stem_conv(in_channels, 7, 2)
+        model.conv1 = _stem_conv(in_channels, 7, 2, width)
     if not classifier_bias:
         # torchvision leaves fc at nn.Linear's default init; a fresh bias-free Linear gets the same.
         model.fc = nn.Linear(model.fc.in_features, num_classes, bias=False)
@@ -54,9 +95,11 @@ def resnet18(
     input_shape: tuple[int, int, int],
     stem: Literal["cifar", "imagenet"] = "cifar",
     classifier_bias: bool = True,
+    width: int = STANDARD_WIDTH,
 ) -> nn.Module:
-    """ResNet-18; ``stem="imagenet"`` keeps the 7x7/2 conv and max pool (e.g. Tiny ImageNet at 224px)."""
-    return _torchvision_resnet("resnet18", num_classes, input_shape, stem, classifier_bias)
+    """ResNet-18; ``stem="imagenet"`` keeps the 7x7/2 conv and max pool (e.g. Tiny ImageNet at 224px);
+    ``width`` W gives stages of W, 2W, 4W, 8W channels (64: the standard network)."""
+    return _torchvision_resnet("resnet18", num_classes, input_shape, stem, classifier_bias, width)
 
 
 @register_model("resnet50")
@@ -65,9 +108,11 @@ def resnet50(
     input_shape: tuple[int, int, int],
     stem: Literal["cifar", "imagenet"] = "cifar",
     classifier_bias: bool = True,
+    width: int = STANDARD_WIDTH,
 ) -> nn.Module:
-    """ResNet-50 (bottleneck blocks); stem and classifier options as for ``resnet18``."""
-    return _torchvision_resnet("resnet50", num_classes, input_shape, stem, classifier_bias)
+    """ResNet-50 (bottleneck blocks); stem, classifier and width options as for ``resnet18`` (a stage's
+    blocks have its width inside and 4x at their output)."""
+    return _torchvision_resnet("resnet50", num_classes, input_shape, stem, classifier_bias, width)
 
 
 class CifarBlock(nn.Module):

@@ -240,3 +240,75 @@ def test_renda_tf_resnet20_variant():
     assert w.abs().max() <= 2 * std + 1e-7 and abs(w.std().item() - (1 / 144) ** 0.5) < 0.1 * (1 / 144) ** 0.5
     assert abs(model.fc.weight.std().item() - 0.01) < 0.002 and torch.count_nonzero(model.fc.bias) == 0
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def _resnet18_counts(width: int, classes: int, in_channels: int = 3) -> tuple[int, int]:
+    """(prunable, BN) weights of a CIFAR-stem ResNet-18 of stages W, 2W, 4W, 8W and a bias-free classifier."""
+    w = [width, 2 * width, 4 * width, 8 * width]
+    convs = in_channels * w[0] * 9  # the 3x3 stem
+    bn = 2 * w[0]
+    f_in = w[0]
+    for f in w:
+        convs += f_in * f * 9 + f * f * 9 + 2 * f * f * 9  # block 1 (3x3 in, 3x3), block 2 (two 3x3)
+        bn += 2 * 4 * f
+        if f_in != f:
+            convs += f_in * f  # the 1x1 projection of block 1
+            bn += 2 * f
+        f_in = f
+    return convs + w[3] * classes, bn
+
+
+@pytest.mark.parametrize("width", [16, 32, 64, 128])
+def test_resnet18_width_counts_by_formula(width: int) -> None:
+    prunable, bn = _resnet18_counts(width, 10)
+    model = _build("resnet18", 10, CIFAR, classifier_bias=False, width=width)
+    assert _prunable(model) == prunable and _total(model) == prunable + bn
+    assert model.conv1.out_channels == model.bn1.num_features == width
+    assert [getattr(model, f"layer{i}")[1].conv2.out_channels for i in (1, 2, 3, 4)] == [width, 2 * width, 4 * width, 8 * width]
+    assert model.fc.weight.shape == (10, 8 * width)
+    with torch.no_grad():
+        assert model.eval()(torch.randn(2, *CIFAR)).shape == (2, 10)
+
+
+def test_resnet18_width_64_is_the_standard_network() -> None:
+    assert _resnet18_counts(64, 10)[0] == 11_164_352  # the formula agrees with the count the papers state
+    torch.manual_seed(0)
+    default = _build("resnet18", 10, CIFAR, classifier_bias=False).state_dict()
+    torch.manual_seed(0)
+    explicit = _build("resnet18", 10, CIFAR, classifier_bias=False, width=64).state_dict()
+    assert list(default) == list(explicit) and all(torch.equal(default[k], explicit[k]) for k in default)
+    assert sum(v.numel() for k, v in default.items() if k.endswith("weight") and v.dim() > 1) == 11_164_352
+    # Other widths keep every name (suites glob on them), with their shapes scaled.
+    narrow = _build("resnet18", 10, CIFAR, classifier_bias=False, width=32).state_dict()
+    assert list(narrow) == list(default)
+    assert narrow["layer3.0.downsample.0.weight"].shape == (128, 64, 1, 1) and narrow["fc.weight"].shape == (10, 256)
+
+
+def test_widened_path_at_width_64_draws_torchvisions_stages() -> None:
+    """The width path is torchvision's constructor with scaled planes: at 64 its stages are torchvision's
+    weights draw for draw (only the replaced stem conv and classifier are drawn again)."""
+    import torchvision.models
+
+    from prunebench.models.resnet import _widened
+
+    for arch in ("resnet18", "resnet50"):
+        torch.manual_seed(1)
+        ours = _widened(arch, 10, 64).state_dict()
+        torch.manual_seed(1)
+        theirs = getattr(torchvision.models, arch)(weights=None, num_classes=10).state_dict()
+        assert list(ours) == list(theirs) and all(ours[k].shape == theirs[k].shape for k in ours)
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours if k.startswith(("layer", "bn1")))
+
+
+def test_resnet50_width() -> None:
+    model = _build("resnet50", 100, CIFAR, width=32)
+    assert model.layer1[0].conv2.out_channels == 32 and model.layer1[0].conv3.out_channels == 128
+    assert model.layer4[0].conv3.out_channels == 32 * 8 * 4 and model.fc.in_features == 1024
+    imagenet = _build("resnet50", 10, (1, 64, 64), stem="imagenet", width=16)
+    assert imagenet.conv1.weight.shape == (16, 1, 7, 7) and imagenet.bn1.num_features == 16
+
+
+@pytest.mark.parametrize("width", [0, -8, 32.0, True, "64"])
+def test_bad_width_is_a_clear_error(width: object) -> None:
+    with pytest.raises(ValueError, match=r"width must be a positive integer .* got"):
+        _build("resnet18", 10, CIFAR, width=width)
