@@ -98,3 +98,62 @@ def test_cycles_carry_the_momentum_or_start_with_a_fresh_optimizer(tmp_path, mon
     spec = tiny_spec(method="cyclic", params={"cycles": 3, "density": 0.5, "keep_momentum": keep})
     assert run_one(spec, tmp_path, ExecSettings()).status == "complete"
     assert resets == ([] if keep else [1, 2])  # before cycles 2 and 3: a new optimizer each
+
+
+SPLIT_SUITE = synthetic_suite("split", """\
+  - {name: cyclic, label: split, cycles: 3, density: 0.5, budget: split, keep_momentum: false, prune: {scorer: random}}
+  - {name: cyclic, label: per_cycle, cycles: 3, density: 0.5, keep_momentum: false, prune: {scorer: random}}
+  - {name: cyclic, label: per_cycle_written, cycles: 3, density: 0.5, budget: per_cycle, keep_momentum: false, prune: {scorer: random}}
+  - {name: sculpt, label: sculpt_split, init_density: 0.8, density: 0.3, cycles: 2, budget: split, prune: {scorer: random}}
+""", epochs=6, seeds="[0]")
+
+
+def test_a_split_budget_trains_k_cycles_of_e_over_k_epochs_each_a_full_schedule(tmp_path):
+    from prunebench.planner import plan_training
+    from prunebench.schedules import learning_rate
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SPLIT_SUITE)
+    runs = {r.label: r for r in load_suite(path).runs()}
+    split, per_cycle = runs["split"], runs["per_cycle"]
+    assert split.train.epochs == 2 and per_cycle.train.epochs == 6  # E = 6 over 3 cycles; per_cycle: 6 each
+    assert split.train.model_copy(update={"epochs": 6}) == per_cycle.train  # nothing else of the schedule changes
+    assert runs["per_cycle_written"].run_id == per_cycle.run_id  # the default written out: the same run
+    assert split.run_id != per_cycle.run_id
+    assert (plan_training(split).epochs, plan_training(per_cycle).epochs) == (6, 18)  # what --dry-run shows
+    sculpt = runs["sculpt_split"]  # 2 cycles, the magnitude prune, 1 more: 3 cycles of 6 / 3 epochs
+    assert sculpt.train.epochs == 2 and (plan_training(sculpt).epochs, plan_training(sculpt).levels) == (6, 3)
+
+    assert run_one(split, tmp_path / "r", ExecSettings()).status == "complete"
+    run = RunDir(tmp_path / "r", split)
+    epochs = [m for m in run.metrics() if m["kind"] == "epoch"]
+    per_epoch = 128 // 32
+    # a full 2-epoch cosine schedule every cycle: the rate of each epoch's last step, from the peak down to ~0
+    full = [learning_rate(split.train.schedule, 0.1, (e + 1) * per_epoch - 1, per_epoch, 2) for e in range(2)]
+    assert full[-1] < 0.05 * 0.1  # the end of a schedule, not its first third (E = 6 would still be near the peak)
+    for cycle in range(3):
+        assert [m["lr"] for m in epochs if m["level"] == cycle] == pytest.approx(full)
+    assert [r.epochs_trained for r in run.result().levels] == [2, 4, 6]  # the total budget is E = 6
+
+
+@pytest.mark.parametrize("change, message", [
+    ("epochs: 6", "methods[0] (split): budget: split divides train.epochs (7) evenly over the run's 3 cycles, "
+                  "but 7 is not a multiple of 3: give train.epochs 6 or 9, or another number of cycles"),
+    ("schedule: {name: cosine, unit: step}", "methods[0] (split): budget: split shortens each cycle's schedule"),
+])
+def test_a_split_budget_refuses_epochs_it_cannot_split(tmp_path, change, message):
+    path = tmp_path / "s.yaml"
+    bad = {"epochs: 6": "epochs: 7", "schedule: {name: cosine, unit: step}": "schedule: {name: cosine, unit: step, warmup_epochs: 1}"}
+    path.write_text(SPLIT_SUITE.replace(change, bad[change]))
+    with pytest.raises(SuiteError) as e:
+        load_suite(path)
+    assert re.search(rf"s\.yaml:\d+: {re.escape(message)}", str(e.value))
+    assert "(per_cycle)" not in str(e.value)  # only the entries that split
+
+
+def test_sculpt_counts_the_cycle_after_the_prune_in_a_split_budget(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(SPLIT_SUITE.replace("epochs: 6", "epochs: 4").replace("label: split, cycles: 3", "label: split, cycles: 2"))
+    with pytest.raises(SuiteError, match=re.escape("methods[3] (sculpt_split): budget: split divides train.epochs (4) evenly "
+                                                   "over the run's 3 cycles (2 before the magnitude prune, 1 after)")):
+        load_suite(path)
