@@ -16,7 +16,10 @@ outcome matches it. With ``init: dominant_a`` (a(0) = ±1, w(0) ~ N(0, 0.01 I/d)
 signs, so |a(0)| > |w(0)|) the rules are exact (shared/references, derived from the Fig. 1 caption
 and the conservation of a^2 - |w|^2 under gradient flow): at d = 1 any method succeeds iff w(0) > 0
 and a(0) > 0 (1/4); at d > 1 dense and LRR succeed iff a(0) > 0 (1/2), IMP iff also w_1(0) > 0 (1/4).
-``init: gaussian`` (w ~ N(0, I/d), a ~ N(0, 1)) makes them approximate.
+``init: gaussian`` (w ~ N(0, I/d), a ~ N(0, 1)) makes them approximate. ``init: authors`` is the first
+author's own single-neuron code (w ~ N(0, I/d), a(0) = u |w(0)| with u ~ U[-1, 1], so |a(0)| <= |w(0)|):
+at d = 1 the conservation rule reduces to w(0) > 0 (a(0) + w(0) = (1 + u) w(0)), probability 1/2; at
+d > 1 no closed form is derived.
 """
 
 from typing import Literal
@@ -34,7 +37,7 @@ class SingleNeuron(Method):
     class Params(MethodParams):
         d: int = Field(ge=1, description="input dimension")
         mode: Literal["dense", "imp", "lrr"] = "dense"
-        init: Literal["dominant_a", "gaussian"] = "dominant_a"
+        init: Literal["dominant_a", "gaussian", "authors"] = "dominant_a"
         trials: int = Field(1000, ge=1)
         steps: int = Field(300, ge=1, description="gradient-descent steps per training phase")
         lr: float = Field(0.5, gt=0)
@@ -63,6 +66,15 @@ def initialise(p: SingleNeuron.Params, g: torch.Generator) -> tuple[torch.Tensor
     if p.init == "dominant_a":
         a = torch.where(torch.rand(p.trials, generator=g) < 0.5, -1.0, 1.0).to(torch.float64)
         w = 0.1 * torch.randn(p.trials, p.d, generator=g, dtype=torch.float64) / p.d**0.5
+    elif p.init == "authors":
+        # The first author's single-neuron code, github.com/AdvaitGadhikar/optml_single_hidden_neuron
+        # (file added in commit 4079633, unchanged at HEAD 6939b68), single-neuron-methods.py:142-149, neuron.initialize():
+        # layer1 = nn.Linear(d, 1) (line 153) has a (1, d) weight, so line 143 unpacks in_dim = 1, width = d and
+        # line 146 draws w = randn(1, d) / sqrt(d), i.e. N(0, I/d); line 149 sets
+        # a = (torch.rand(1) * 2 - 1) * sqrt(sum(w ** 2)). Same order of draws: w, then a.
+        # (AdvaitGadhikar/imp-lrr-lts, the paper's repository, holds no single-neuron code.)
+        w = torch.randn(p.trials, p.d, generator=g, dtype=torch.float64) / p.d**0.5
+        a = (torch.rand(p.trials, generator=g, dtype=torch.float64) * 2 - 1) * w.norm(dim=1)
     else:
         a = torch.randn(p.trials, generator=g, dtype=torch.float64)
         w = torch.randn(p.trials, p.d, generator=g, dtype=torch.float64) / p.d**0.5

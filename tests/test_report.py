@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from prunebench.cli import main
 from prunebench.records import LevelRecord, RunResult
 from prunebench.report import collect, leaderboard_rows, suite_csv, suite_figure, suite_markdown, terminal_summary, write_outputs
+from prunebench.report.plots import success_vs_d_figure
 from prunebench.store import RunDir, atomic_write_json
 from prunebench.suite import load_suite
 from tests.conftest import REPO
@@ -130,6 +131,40 @@ def test_plot_series(tmp_path):
     assert "lrr (reference)" in labels and "imp (reference, approx.)" in labels
     paths = write_outputs(sr, tmp_path / "out")
     assert [p.suffix for p in paths] == [".md", ".csv", ".json", ".png"] and paths[3].stat().st_size > 10_000
+    assert success_vs_d_figure(sr) is None and not list((tmp_path / "out").glob("*success-vs-d*"))  # not a d sweep
+
+
+def single_neuron_records(tmp_path: Path):
+    """The reduced single_neuron suite's records, constructed: level 0 dense, level 1 pruned to 1/d; the
+    success rate a made-up function of label, d and seed."""
+    suite = load_suite(REPO / "suites/single_neuron.yaml", reduced=True)
+    results = tmp_path / "results"
+    for spec in suite.runs():
+        run = RunDir(results, spec)
+        run.path.mkdir(parents=True)
+        d = spec.params["d"]
+        pruned = 0.25 if spec.label == "imp" else 0.5 if spec.label == "lrr" else 0.2 + 0.1 * d + 0.01 * spec.seed
+        levels = [{"level": 0, "target_density": 1.0, "density": 1.0, "sparsity": 0.0, "test_accuracy": 0.5, "epochs_trained": 300.0},
+                  {"level": 1, "target_density": 1 / d, "density": 1 / d, "sparsity": 1 - 1 / d, "test_accuracy": pruned,
+                   "epochs_trained": 600.0}]
+        run.complete(fake_result(spec, levels))
+    return collect(results, suite.name, suite.runs(), {"metric": "success rate"}, suite.spec.references)
+
+
+def test_success_vs_d_figure_of_the_single_neuron_suite(tmp_path):
+    sr = single_neuron_records(tmp_path)
+    ax = success_vs_d_figure(sr).axes[0]
+    lines = {bars.get_label(): bars.lines[0] for bars in ax.containers}  # errorbar containers: the data line first
+    assert {"imp", "lrr", "imp_authors_init", "lrr_authors_init"} <= set(lines)
+    assert list(lines["imp_authors_init"].get_xdata()) == [1, 5]
+    assert list(lines["imp_authors_init"].get_ydata()) == pytest.approx([30.5, 70.5])  # the mean over seeds 0 and 1
+    assert list(lines["lrr"].get_ydata()) == pytest.approx([50, 50])
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "success rate (%)" and all(b.has_yerr for b in ax.containers)
+    legend = ax.get_legend_handles_labels()[1]
+    assert "dense (level 0 of imp, lrr, imp_authors_init, lrr_authors_init)" in legend  # identical dense curves: one line
+    paths = write_outputs(sr, tmp_path / "out")
+    png = tmp_path / "out" / "single_neuron-success-vs-d.png"
+    assert png in paths and png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def run_cli(*args):

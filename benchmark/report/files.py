@@ -1,6 +1,7 @@
 """A suite's report as files: <name>.md (leaderboard, references, diagnostics), .csv (one row per run
 and level), .json (the report as data, prunebench.report.document), .png (accuracy against weights
-remaining) and -flops.png (accuracy against training FLOPs)."""
+remaining), -flops.png (accuracy against training FLOPs) and, for suites swept over the input dimension
+(the single hidden neuron), -success-vs-d.png (success rate against d)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from prunebench.report.aggregate import SuiteResults
 from prunebench.report.document import SuiteReport, report_json, suite_report
-from prunebench.report.plots import plot_flops, plot_suite
+from prunebench.report.plots import plot_flops, plot_success_vs_d, plot_suite
 from prunebench.report.tables import suite_csv, suite_markdown
 
 
@@ -28,5 +29,7 @@ def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "", doc
     if (png := plot_suite(sr, out_dir / f"{sr.name}.png")) is not None:
         written.append(png)
     if (png := plot_flops(sr, out_dir / f"{sr.name}-flops.png")) is not None:
+        written.append(png)
+    if (png := plot_success_vs_d(sr, out_dir / f"{sr.name}-success-vs-d.png")) is not None:
         written.append(png)
     return written

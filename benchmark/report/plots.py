@@ -68,6 +68,71 @@ def suite_figure(sr: SuiteResults):
     return fig
 
 
+SWEPT_DIMENSION_METHODS = ("single_neuron",)  # methods swept over the input dimension ``d``: the success-vs-d figure
+
+
+def sweeps_d(sr: SuiteResults) -> bool:
+    """Whether the suite gets the success-vs-d figure: every run is of a method swept over ``d``."""
+    return bool(sr.specs) and all(s.method in SWEPT_DIMENSION_METHODS and "d" in s.params for s in sr.specs)
+
+
+def success_vs_d_figure(sr: SuiteResults):
+    """Success rate (%) against the input dimension d (log axis): one line per method label at its last
+    level (the pruned neuron), seed std as error bars; dashed, the dense neuron (level 0), one line per
+    distinct dense curve in grey (labels whose level 0 is the same runs' share it). None without results."""
+    if sr.table.empty or not sweeps_d(sr):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d_of = {(s.label, s.variant): float(s.params["d"]) for s in sr.specs}
+    table = sr.table.assign(d=[d_of.get((lb, v), float("nan")) for lb, v in zip(sr.table["label"], sr.table["variant"])])
+    table = table.dropna(subset=["d"])
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=120)
+    dense: dict[tuple, list[str]] = {}  # the dense curve's points -> the labels sharing it
+    for label, rows in table.groupby("label", sort=False):
+        last = rows.sort_values("level", kind="stable").drop_duplicates("d", keep="last").sort_values("d")
+        std = 100 * last["accuracy_std"].fillna(0).to_numpy()
+        ax.errorbar(last["d"], 100 * last["accuracy_mean"], yerr=std, marker="o", markersize=4, capsize=3, linewidth=1,
+                    label=label)
+        first = rows[rows["level"] == 0].sort_values("d")
+        if not first.empty and int(rows["level"].max()) > 0:
+            key = tuple(zip(first["d"], first["accuracy_mean"].round(12), first["accuracy_std"].fillna(0).round(12)))
+            dense.setdefault(key, []).append(str(label))
+    for i, (key, labels) in enumerate(dense.items()):
+        d, mean, std = (list(c) for c in zip(*key))
+        ax.errorbar(d, [100 * m for m in mean], yerr=[100 * s for s in std], color=("black", "dimgray", "darkgray")[i % 3],
+                    linestyle="--", linewidth=0.8, marker="sD^v"[i % 4], markersize=3, capsize=2,
+                    label=f"dense (level 0 of {', '.join(labels)})")
+    ax.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator(sorted(set(table["d"]))))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("input dimension d (pruned to 1 input: sparsity 1 - 1/d)")
+    ax.set_ylabel(f"{sr.metric} (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{sr.name}{' (reduced)' if sr.meta.get('reduced') else ''}: {sr.metric} against d", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the axes: no point hidden
+    fig.tight_layout()
+    return fig
+
+
+def plot_success_vs_d(sr: SuiteResults, path: Path) -> Path | None:
+    """Write the success-vs-d figure; None for a suite not swept over d (or without results)."""
+    fig = success_vs_d_figure(sr)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def flops_figure(sr: SuiteResults):

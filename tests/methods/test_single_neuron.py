@@ -59,6 +59,29 @@ def test_gaussian_init_follows_the_conservation_rule_at_d1():
     assert abs(rule.double().mean().item() - 3 / 8) <= 3 * math.sqrt(3 / 8 * 5 / 8 / 2000)
 
 
+def test_authors_init_draws_w_from_n_0_i_over_d_and_a_within_plus_minus_norm_w():
+    p = SingleNeuron.Params(d=4, init="authors", trials=20000)
+    a, w = initialise(p, torch.Generator().manual_seed(2))
+    norm = w.norm(dim=1)
+    assert (a.abs() <= norm).all() and (a < 0).any() and (a > 0).any()
+    assert abs(w.var().item() - 1 / 4) <= 0.01 and abs(w.mean().item()) <= 0.01
+    u = a / norm  # U[-1, 1]: mean 0, variance 1/3
+    assert abs(u.mean().item()) <= 0.02 and abs(u.var().item() - 1 / 3) <= 0.01
+
+
+def test_authors_init_at_d1_succeeds_iff_w0_positive():
+    """a(0) = u |w(0)| with |u| < 1, so the d = 1 rule w(0) > 0 and a(0) + w(0) > 0 is w(0) > 0: rate 1/2."""
+    success, rule = _experiment(1, "imp", init="authors")
+    assert (success == rule).double().mean() >= 0.99
+    assert abs(success.double().mean().item() - 0.5) <= 3 * math.sqrt(0.25 / 2000)
+
+
+def test_authors_init_lrr_beats_imp_at_d_above_1():
+    imp, _ = _experiment(5, "imp", init="authors", trials=1000)
+    lrr, _ = _experiment(5, "lrr", init="authors", trials=1000)
+    assert lrr.double().mean() > imp.double().mean() + 0.3
+
+
 @pytest.mark.slow
 def test_the_suite_checks_the_papers_claims_on_measured_rates(tmp_path):
     from click.testing import CliRunner
@@ -74,3 +97,11 @@ def test_the_suite_checks_the_papers_claims_on_measured_rates(tmp_path):
 def test_the_reduced_suite_has_a_plan():
     suite = load_suite(REPO / "suites/single_neuron.yaml", reduced=True)
     assert {s.variant for s in suite.runs()} == {"d=1", "d=5"} and all(s.params["trials"] == 500 for s in suite.runs())
+    assert {s.label for s in suite.runs()} == {"imp", "lrr", "imp_authors_init", "lrr_authors_init"}
+    assert {s.params["init"] for s in suite.runs() if "authors" in s.label} == {"authors"}
+
+
+def test_the_full_suite_sweeps_d_up_to_50_for_both_initialisations():
+    runs = load_suite(REPO / "suites/single_neuron.yaml").runs()
+    for label in ("imp", "lrr", "imp_authors_init", "lrr_authors_init"):
+        assert sorted({s.params["d"] for s in runs if s.label == label}) == [1, 2, 5, 10, 50]
