@@ -1,5 +1,7 @@
-"""Shared fixtures. Under pytest-xdist each worker uses one torch thread (bitwise reproducibility
-is promised per thread count, and two workers on two cores should not oversubscribe them)."""
+"""Shared fixtures. Under pytest-xdist each worker gets its share of this process's CPUs (its affinity
+mask), so the runs it starts default to that many torch threads, as on any shared node
+(prunebench.cpus), and its subprocesses inherit it: two workers on two cores do not oversubscribe
+them (bitwise reproducibility is promised per thread count)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,12 @@ from prunebench.data import DatasetError, locate
 from prunebench.spec import RunSpec
 from prunebench.suite import resolved_params
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(1)
+if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(os, "sched_setaffinity"):
+    _cpus = sorted(os.sched_getaffinity(0))
+    _worker, _workers = int(os.environ["PYTEST_XDIST_WORKER"].lstrip("gw")), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    _mine = _cpus[_worker % len(_cpus)::_workers] or _cpus
+    os.sched_setaffinity(0, _mine)
+    torch.set_num_threads(len(_mine))
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from prunebench.methods.single_neuron import SingleNeuron, initialise, losses, predicted_success, train
 from prunebench.suite import load_suite
@@ -88,7 +89,16 @@ def test_the_suite_checks_the_papers_claims_on_measured_rates(tmp_path):
 
     from prunebench.cli import main
 
-    out = CliRunner().invoke(main, ["run", str(REPO / "suites/single_neuron.yaml"), "--results", str(tmp_path), "--check"])
+    # The suite file with the paper's neuron (labels imp and lrr) at d <= 10 and what refers to them: d = 50 costs 3x
+    # the rest together, and the authors' initialisation has its own tests above (CI runs the whole reduced suite).
+    raw = yaml.safe_load((REPO / "suites/single_neuron.yaml").read_text())
+    raw["methods"] = [{**m, "sweep": {"d": [1, 2, 5, 10]}} for m in raw["methods"] if m["label"] in ("imp", "lrr")]
+    refs = raw["references"]
+    refs["numbers"] = [n for n in refs["numbers"] if n["method"] in ("imp", "lrr") and n["variant"] != "d=50"]
+    refs["claims"] = [c for c in refs["claims"] if "authors" not in c["claim"]]
+    suite = tmp_path / "single_neuron.yaml"
+    suite.write_text(yaml.safe_dump(raw))
+    out = CliRunner().invoke(main, ["run", str(suite), "--results", str(tmp_path / "results"), "--check"])
     assert out.exit_code == 0, out.output
     assert "`lrr > imp at sparsity >= 50` | holds" in out.output and "success rate % (mean ± std)" in out.output
     assert "deviates" not in out.output
