@@ -35,7 +35,7 @@ from torch import nn
 
 from prunebench.masks import Masks, Scores
 from prunebench.registry import Registry, UnknownName
-from prunebench.spec import Point, RunSpec
+from prunebench.spec import Point, RunSpec, WeightPoint
 
 __all__ = [
     "METHODS", "RESTORABLE", "SCORERS", "DropGrow", "GradualPrune", "MaskUpdates", "Method", "MethodParams",
@@ -65,12 +65,19 @@ class Method:
     def run(self, s: Session, p: Any) -> None:
         raise NotImplementedError
 
+    @classmethod
+    def weights_read(cls, p: Any) -> list[WeightPoint]:
+        """The points of the ``weights`` producer whose kept state a run of ``p`` loads (the suite
+        checks that the producer keeps them)."""
+        return []
+
 
 class ProducerRecords(Protocol):
     """Another run's level records, read-only (prunebench.store.RunRecords implements it)."""
 
     def masks(self, level: int) -> Masks: ...
     def signs(self, level: int) -> dict[str, torch.Tensor]: ...
+    def weights(self, point: WeightPoint) -> dict[str, torch.Tensor]: ...
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,9 @@ class Session(Protocol):
     def flip_signs(self, fraction: float, exact: bool = True) -> None:
         """Flip the signs of exactly round(fraction * n) of the n unpruned weights of every layer, or
         (``exact=False``) of each unpruned weight with probability ``fraction``."""
+    def load_weights(self, at: WeightPoint, signs_only: bool = False) -> None:
+        """The model state the ``weights`` producer kept at ``at`` (weights, BN affine and statistics),
+        or with ``signs_only`` |w| * the sign of its prunable weights there; the masks stay as they are."""
     def evaluate(self) -> dict[str, float]:
         """Test accuracy and loss now (journaled: a resumed script sees the same values)."""
     def rng(self, tag: str) -> torch.Generator:

@@ -22,7 +22,7 @@ from prunebench.data.loader import steps_per_epoch
 from prunebench.lineage import Lineage, StepRange, epoch_rows
 from prunebench.masks import Scores
 from prunebench.records import LevelRecord
-from prunebench.spec import Point, RunSpec, level_steps
+from prunebench.spec import Point, RunSpec, WeightPoint, level_steps
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class TrainStep:
     epochs: float
     rows: tuple[StepRange, ...]
     lineage_rows: frozenset[StepRange]
+    loadable: bool = True  # False: the run keeps its weights at a point inside it, so it trains it (and may still write it)
 
 
 class PlanSession:
@@ -85,8 +86,9 @@ class PlanSession:
             self._lineage_rows = []
         self._lineage_rows += rows
         self.lineage.train(first, last, self.data_level, self.level, updates)
+        kept = [self.steps(p.at, 0) for p in self.spec.keep_weights if p.at is not None and p.matches(self.level)]
         self.trains.append(TrainStep(self.lineage.key(), (last - first) / self.steps_per_epoch, tuple(rows),
-                                     frozenset(self._lineage_rows)))
+                                     frozenset(self._lineage_rows), loadable=not any(first < k < last for k in kept)))
 
     def prune(self, scores: Scores, *, density: float | None = None, remove: float | None = None,
               allocation: str | None = None) -> None:
@@ -144,6 +146,10 @@ class PlanSession:
         if fraction:
             self.lineage.append("flip_signs", op, fraction, exact)
 
+    def load_weights(self, at: WeightPoint, signs_only: bool = False) -> None:
+        self._op()
+        self.lineage.append("load_weights", self.lineage.producers.get("weights"), str(at), signs_only)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -191,7 +197,7 @@ def share_prefixes(runs: Sequence[Sequence[TrainStep]]) -> Sharing:
     saved: dict[int, float] = {}
     for i, trains in enumerate(runs):
         for t in trains:
-            if t.key in written and set(t.rows) <= written[t.key]:
+            if t.loadable and t.key in written and set(t.rows) <= written[t.key]:
                 saved[i] = saved.get(i, 0.0) + t.epochs
             elif t.key in keys and t.key not in written:
                 written[t.key] = t.lineage_rows

@@ -360,6 +360,9 @@ def run_one(spec: RunSpec, results: Path, settings: ExecSettings, data: DataCach
                 method().run(session, method.Params.model_validate(spec.params))
             finally:  # however the method ended, its last checkpoint is on disk before the lock is released
                 session.wait_for_checkpoints()
+            missing = session.missing_weights()
+            if missing:
+                raise ValueError(f"keep_weights: the run never reached {', '.join(missing)}")
             wall = time.perf_counter() - started
             run.update_provenance(wall_time_s=wall, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
             run.complete(run_result(spec, session.levels, session.epochs_trained, wall, str(device)))

@@ -41,7 +41,7 @@ from prunebench.prefixes import PrefixStore
 from prunebench.records import EpochRecord, LevelRecord
 from prunebench.seeds import derive_seed
 from prunebench.sparsity import cubic_density, drop_fraction, is_update_step
-from prunebench.spec import Point, RunSpec, level_steps
+from prunebench.spec import Point, RunSpec, WeightPoint, level_steps
 from prunebench.store import BackgroundWriter, host_copy
 from prunebench.train import EpochStats, PartialEpoch, Trainer
 
@@ -54,6 +54,8 @@ class Recorder(Protocol):
     def append_metrics(self, row: dict[str, Any]) -> None: ...
     def save_masks(self, level: int, packed: dict[str, Any]) -> None: ...
     def save_signs(self, level: int, packed: dict[str, Any]) -> None: ...
+    def save_weights(self, name: str, state: dict[str, Any]) -> None: ...
+    def has_weights(self, name: str) -> bool: ...
     def save_checkpoint(self, state: dict[str, Any]) -> None: ...
     def metrics_count(self) -> int: ...
 
@@ -161,17 +163,23 @@ class TrainingSession:
         origin = first = self.steps(start, 0)
         last = self.steps(stop, self.trainer.total_steps)
         carry = None
+        kept = self._kept_steps()
         if self._resume is not None and self._resume.op == op:
             first = self._resume.step
             carry = PartialEpoch(**self._resume.partial) if self._resume.partial else None
         else:
-            if self._load_prefix(first, last, updates):
+            inside = [k for k, name in kept.items() if first < k < last and not self.recorder.has_weights(name)]
+            if not inside and self._load_prefix(first, last, updates):  # a kept point inside: trained, to be kept
+                if last in kept:
+                    self._keep_weights(kept[last])
                 return
             if not self.lineage.merges(first, self.data_level, updates):
                 self._rows = []
             if self._scored and time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval_s:
                 self._checkpoint(Resume(op, first))  # scoring (SynFlow's 100 rounds) is not redone after a kill in training
         self._resume = None
+        if first in kept:  # a point at the train's first step (0ep: the initialisation; IMP's level k at its rewind point)
+            self._keep_weights(kept[first])
 
         def epoch_key(epoch: int) -> int:
             return derive_seed(self.spec.seed, "data", self.data_level, epoch)
@@ -191,6 +199,8 @@ class TrainingSession:
                 forward = forward_flops(self._macs, self.masks)
             self.train_flops += examples * cost
             self.dense_train_flops += examples * 3 * self._dense_forward
+            if step + 1 in kept:  # the state this step reaches, with the mask multiply still to come applied
+                self._keep_weights(kept[step + 1], self.trainer.state_after_masks())
 
         def on_epoch(stats: EpochStats) -> None:
             steps = stats.last_step - stats.first_step
@@ -222,6 +232,21 @@ class TrainingSession:
             raise Interrupted(f"stopped at step {partial.step} of level {self.level}; checkpoint written")
         self.lineage.train(origin, last, self.data_level, self.level, updates)
         self._share_prefix()
+
+    # ---- kept weights (spec.keep_weights: a suite entry's keep_weights)
+    def _kept_steps(self) -> dict[int, str]:
+        """The steps of this level's schedule where the run keeps its model state -> the file name."""
+        return {self.steps(p.at, 0): p.file(self.level) for p in self.spec.keep_weights if p.at is not None and p.matches(self.level)}
+
+    def _keep_weights(self, name: str, state: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Write the model state (now, or ``state``) as weights/<name>.pt, unless an earlier attempt did."""
+        if not self.recorder.has_weights(name):
+            self.recorder.save_weights(name, on_host(dict(state if state is not None else self.model.state_dict())))
+
+    def missing_weights(self) -> list[str]:
+        """The points of keep_weights that the recorded levels passed without the run reaching them."""
+        return [f"{p} ({p.file(level)})" for p in self.spec.keep_weights for level in range(len(self.levels))
+                if p.matches(level) and not self.recorder.has_weights(p.file(level))]
 
     # ---- shared prefixes
     def _load_prefix(self, first: int, last: int, updates: MaskUpdates | None) -> bool:
@@ -411,10 +436,28 @@ class TrainingSession:
             signs = {name: state[name] < 0 for name in self.prunable}
         else:
             signs = self._producer("signs").signs(level)
+        self._give_signs(signs)
+
+    def _give_signs(self, negative_where: Mapping[str, torch.Tensor]) -> None:
+        """|w| * (-1 where ``negative_where`` is True, else +1) for every prunable weight."""
         with torch.no_grad():
             for name, p in self.prunable.items():
-                sign = 1.0 - 2.0 * signs[name].to(device=p.device, dtype=p.dtype)  # True (negative) -> -1
+                sign = 1.0 - 2.0 * negative_where[name].to(device=p.device, dtype=p.dtype)  # True (negative) -> -1
                 p.copy_(p.abs() * sign)
+
+    def load_weights(self, at: WeightPoint, signs_only: bool = False) -> None:
+        """The model state the ``weights`` producer kept at ``at`` (weights, BN affine and statistics),
+        or with ``signs_only`` only the signs of its prunable weights (this run's magnitudes stay); the
+        masks stay as they are, and pruned weights stay zero."""
+        if not self._op()[1]:
+            return
+        state = self._producer("weights").weights(at)
+        self.lineage.append("load_weights", self.lineage.producers.get("weights"), str(at), signs_only)
+        if signs_only:
+            self._give_signs({name: state[name] < 0 for name in self.prunable})
+        else:
+            self.model.load_state_dict(state)
+        self._masks_changed()
 
     def flip_signs(self, fraction: float, exact: bool = True) -> None:
         """Flip the sign of exactly round(fraction * n) of the n unpruned weights of every prunable
@@ -493,6 +536,9 @@ class TrainingSession:
         self.recorder.append_metrics(row.model_dump(mode="json", exclude_none=True))
         self.recorder.save_masks(level, pack(masks))
         self.recorder.save_signs(level, pack(signs))
+        for point in self.spec.keep_weights:
+            if point.at is None and point.matches(level):
+                self._keep_weights(point.file(level))
         self._previous = {"masks": masks, "signs": signs}
         self.level = self.data_level = level + 1
         self._checkpoint(Resume(op + 1))

@@ -228,8 +228,29 @@ class GoldenFile(StrictModel):
 
 
 # -------------------------------------------------------------------------------------------- suite
-RESERVED_METHOD_KEYS = ("name", "label", "train", "prune", "sweep", "from")
-PRODUCER_ROLES = ("masks", "signs")  # what a run may take, level by level, from another run of its suite
+RESERVED_METHOD_KEYS = ("name", "label", "train", "prune", "sweep", "from", "keep_weights")
+# what a run may take from another run of its suite: masks and signs of a level's end, weights it kept
+PRODUCER_ROLES = ("masks", "signs", "weights")
+
+
+class WeightPoint(StrictModel):
+    """A point whose model state (weights, BN affine and statistics) a run keeps in RESULTS/<run>/weights/
+    when its suite entry asks (``keep_weights: [{level: 0, at: 10ep}]``), for another run to start from
+    (``from: {weights: LABEL}``) or for analyses: ``at`` a point of the level's schedule, or (omitted) the
+    level's end, after its training and before the next prune; ``level: every`` is that point of every level."""
+
+    level: Annotated[int, Field(ge=0)] | Literal["every"]
+    at: Point | None = None
+
+    def matches(self, level: int) -> bool:
+        return self.level == "every" or self.level == level
+
+    def file(self, level: int) -> str:
+        """The file name (without .pt) of this point's state in ``level``: level_003, level_000_at_10ep."""
+        return f"level_{level:03d}" + ("" if self.at is None else f"_at_{self.at}")
+
+    def __str__(self) -> str:
+        return f"level {self.level} at " + ("its end" if self.at is None else str(self.at))
 
 
 # Values that become part of a path: a plain file name (no separator, not "." or ".."), a run id.
@@ -283,6 +304,7 @@ class RunSpec(StrictModel):
     params: dict[str, Any]
     seed: int
     producers: dict[str, RunId] = Field(default_factory=dict, description="role -> run id of the run it takes masks/signs from")
+    keep_weights: tuple[WeightPoint, ...] = Field((), description="points whose model state the run keeps (weights/)")
     id_params: dict[str, Any] | None = Field(None, description="the params the run id hashes: those not at their "
                                              "method's default (nested defaults left out too), found when the suite is "
                                              "expanded; None: all of ``params``")

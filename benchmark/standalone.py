@@ -15,7 +15,7 @@ from prunebench.masks import Scores
 from prunebench.records import LevelRecord
 from prunebench.seeds import derive_seed
 from prunebench.session import Recorder
-from prunebench.spec import Point, RunSpec
+from prunebench.spec import Point, RunSpec, WeightPoint
 
 
 class StandaloneSession:
@@ -81,6 +81,9 @@ class StandaloneSession:
 
     def flip_signs(self, fraction: float, exact: bool = True) -> None:
         self._no_model("flip_signs")
+
+    def load_weights(self, at: WeightPoint, signs_only: bool = False) -> None:
+        self._no_model("load_weights")
 
     def evaluate(self) -> dict[str, float]:
         self._no_model("evaluate")

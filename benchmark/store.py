@@ -45,10 +45,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from prunebench.messages import LOGGER
 from prunebench.records import EpochRecord, FileDigest, RunResult, parse_row
-from prunebench.spec import FileName, RunSpec
+from prunebench.spec import FileName, RunSpec, WeightPoint
 
 SUITES_DIR = "suites"
-LEVEL_FILES = ("masks", "signs")  # per-level record folders, digested into result.json
+LEVEL_FILES = ("masks", "signs", "weights")  # per-level record folders, digested into result.json
 log = logging.getLogger(LOGGER)
 
 
@@ -355,6 +355,13 @@ class RunDir:
     def save_signs(self, level: int, packed: dict[str, Any]) -> None:
         atomic_torch_save(self.path / "signs" / f"level_{level:03d}.pt", packed)
 
+    def save_weights(self, name: str, state: dict[str, Any]) -> None:
+        """A kept model state (spec.WeightPoint.file names it)."""
+        atomic_torch_save(self.path / "weights" / f"{name}.pt", state)
+
+    def has_weights(self, name: str) -> bool:
+        return (self.path / "weights" / f"{name}.pt").is_file()
+
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         folder = self.path / "checkpoints"
         latest = folder / "latest.pt"
@@ -501,11 +508,12 @@ class RunRecords:
         self.path = Path(path)
         self.digests = dict(digests or {})
 
-    def packed(self, kind: str, level: int) -> dict[str, Any]:
-        name = f"{kind}/level_{level:03d}.pt"
+    def packed(self, kind: str, level: int | str) -> dict[str, Any]:
+        """A level file: ``kind``/level_NNN.pt, or ``kind``/``level``.pt when ``level`` is a file name."""
+        name = f"{kind}/level_{level:03d}.pt" if isinstance(level, int) else f"{kind}/{level}.pt"
         path = self.path / name
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no {kind} recorded for level {level}")
+            raise FileNotFoundError(f"{path}: no {kind} recorded for " + (f"level {level}" if isinstance(level, int) else level))
         expected = self.digests.get(name)
         if expected is not None and digest(path) != expected:
             raise CorruptRecord(path, "its sha256 differs from the one result.json recorded")
@@ -524,6 +532,12 @@ class RunRecords:
         from prunebench.masks import unpack
 
         return unpack(self.packed("signs", level))
+
+    def weights(self, point: WeightPoint) -> dict[str, torch.Tensor]:
+        """The model state the producer kept at ``point`` (a level given as a number)."""
+        if point.level == "every":
+            raise ValueError(f"{point}: name one level")
+        return self.packed("weights", point.file(point.level))
 
 
 class SuiteClash(ValueError):

@@ -42,6 +42,7 @@ from prunebench.spec import (
     RunSpec,
     SuiteSpec,
     TrainSpec,
+    WeightPoint,
 )
 
 
@@ -203,6 +204,7 @@ class ResolvedMethod:
     producers: dict[str, str] = field(default_factory=dict)  # role -> label of the producing entry
     model: ModelSpec | None = None  # the entry's own ``model:`` merged over the suite's; None: the suite's model as it is
     trains: dict[str, TrainSpec] = field(default_factory=dict)  # variant -> the train its method derived from ``train``
+    keep_weights: tuple[WeightPoint, ...] = ()  # where its runs keep their model state (``keep_weights:``)
 
     def model_of(self, suite: SuiteSpec) -> ModelSpec | None:
         return self.model if self.model is not None else suite.model
@@ -242,7 +244,7 @@ class Suite:
                     spec = RunSpec(
                         suite=self.name, label=m.label, variant=variant, data=self.spec.data, model=m.model_of(self.spec),
                         train=m.train_of(variant), prune=m.prune, method=m.method.name, params=params, seed=seed, producers=producers,
-                        id_params=m.id_params.get(variant),
+                        id_params=m.id_params.get(variant), keep_weights=m.keep_weights,
                     )
                     ids[(m.label, variant, seed)] = spec.run_id
                     out[(m.label, variant, seed)] = spec
@@ -448,10 +450,30 @@ def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], part
                 at = f" [{variant}]" if variant else ""
                 errors.append(f"{_where(raw, loc)}: methods[{i}] ({label}{at}): {e}")
     producers = _parse_from(entry.get("from"), raw, loc, errors)
+    keep = _parse_keep_weights(entry.get("keep_weights"), train, raw, (*loc, "keep_weights"), errors)
     if len(errors) > n_errors or not parts:
         return None
     trains = {v: derived for v, derived in trains.items() if derived != train}  # only where the method changed it
-    return ResolvedMethod(label, method, train, prune, variants, defaults, producers, model, trains)
+    return ResolvedMethod(label, method, train, prune, variants, defaults, producers, model, trains, keep)
+
+
+def _parse_keep_weights(value: Any, train: TrainSpec | None, raw: MarkedDict, loc: tuple, errors: list[str]) -> tuple[WeightPoint, ...]:
+    """``keep_weights: [{level: 0, at: 10ep}, {level: every}]``: points inside the level's schedule."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        errors.append(f"{_where(raw, loc)}: {_dotted(loc)}: a list of points such as {{level: 0, at: 10ep}} or {{level: every}}")
+        return ()
+    points = []
+    for j, item in enumerate(value):
+        point = _validate_part(WeightPoint, item, raw, (*loc, j), loc, errors)
+        if point is None:
+            continue
+        if train is not None and point.at is not None and point.at.epoch is not None and point.at.epoch > train.epochs:
+            errors.append(f"{_where(raw, (*loc, j))}: {_dotted((*loc, j))}: {point.at} lies beyond the level's {train.epochs} epochs")
+            continue
+        points.append(point)
+    return tuple(points)
 
 
 def resolved_params(params: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -479,6 +501,9 @@ def _check_producers(methods: list[ResolvedMethod], raw: MarkedDict, errors: lis
     by_label = {m.label: m for m in methods}
     for i, m in enumerate(methods):
         where = _where(raw, ("methods", i, "from"))
+        if "weights" not in m.producers and any(m.method.weights_read(m.method.Params.model_validate(p)) for _, p in m.variants):
+            errors.append(f"{_where(raw, ('methods', i))}: methods[{i}] ({m.label}): loads another run's weights; "
+                          "name that run: from: {weights: LABEL}")
         for role, label in m.producers.items():
             producer = by_label.get(label)
             if producer is None:
@@ -490,6 +515,8 @@ def _check_producers(methods: list[ResolvedMethod], raw: MarkedDict, errors: lis
             if producer.model != m.model:
                 errors.append(f"{where}: methods[{i}].from.{role}: {label!r} trains another model than {m.label!r} "
                               "(their 'model:' differs); masks and signs pass only between runs of the same network")
+            if role == "weights":
+                errors += [f"{where}: methods[{i}].from.weights: {problem}" for problem in _weights_problems(producer, m)]
             if role != "masks":
                 continue
             if any(params.get("mask_level") is not None for _, params in m.variants):
@@ -506,6 +533,17 @@ def _check_producers(methods: list[ResolvedMethod], raw: MarkedDict, errors: lis
     if len(ordered) < len(methods):
         stuck = [m.label for m in methods if m not in ordered]
         errors.append(f"{_where(raw, ('methods',))}: methods: entries take masks/signs from each other in a cycle: {', '.join(stuck)}")
+
+
+def _weights_problems(producer: ResolvedMethod, m: ResolvedMethod) -> list[str]:
+    """Every point a run loads weights from is one its producer keeps."""
+    problems = []
+    for _, params in m.variants:
+        for point in m.method.weights_read(m.method.Params.model_validate(params)):
+            if not any(k.at == point.at and k.matches(point.level) for k in producer.keep_weights):
+                keep = f"{{level: {point.level}" + ("}" if point.at is None else f", at: {point.at}}}")
+                problems.append(f"{producer.label!r} keeps no weights at {point}: give its entry keep_weights: [{keep}]")
+    return list(dict.fromkeys(problems))
 
 
 def _mask_level_problems(producer: ResolvedMethod, m: ResolvedMethod) -> list[str]:

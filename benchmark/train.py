@@ -220,6 +220,17 @@ class Trainer:
         )
         apply_masks(*self._masked)
 
+    def state_after_masks(self) -> dict[str, torch.Tensor]:
+        """A copy of the model state with the masks applied as the step loop applies them (the same
+        multiply, so pruned weights come out as the loop leaves them): in ``after_step`` the multiply
+        is still to come."""
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        params, masks = self._masked
+        if params:
+            names = {id(p): n for n, p in self.model.named_parameters()}
+            apply_masks([state[names[id(p)]] for p in params], masks)
+        return state
+
     def lr_at(self, step: int) -> float:
         return learning_rate(self.spec.schedule, self.spec.optimizer.lr, step, self.steps_per_epoch, self.spec.epochs)
 

@@ -2,7 +2,9 @@
 
 Cyclic training trains one fixed mask (pruned at initialisation with the suite's scorer, or dense,
 or another run's mask of one level: ``mask_level`` with ``mask_of`` and ``from: {masks: lrr}``) for
-several cycles, each one full run of the per-cycle learning-rate schedule (cosine, step or
+several cycles, from this run's initialisation, from the weights another run kept at a point (``weights_from``
+with ``from: {weights: lrr}``: LRR's mask with its warm-up weights) or with their signs on this run's
+magnitudes (``signs_from``), each one full run of the per-cycle learning-rate schedule (cosine, step or
 triangular), momentum carried across cycles by default; every cycle is recorded as a level.
 
 Two knobs say how the cycles are budgeted, as the same lab's TurboPrune harness can:
@@ -26,7 +28,7 @@ from pydantic import Field, field_validator, model_validator
 
 from prunebench.api import Method, MethodParams, Session, UnknownName, get_scorer, register_method
 from prunebench.methods.common import prune_in_rounds
-from prunebench.spec import TrainSpec
+from prunebench.spec import TrainSpec, WeightPoint
 
 Budget = Literal["per_cycle", "split"]
 BUDGET_HELP = ("per_cycle: every cycle trains the full train.epochs schedule; split: train.epochs is the whole budget, "
@@ -73,13 +75,31 @@ class Cyclic(Method):
         mask_level: int | None = Field(None, ge=0, description="with scorer mask_of: the producer's level whose mask "
                                                                 "to train (e.g. LRR's mask, on a fresh initialisation)")
         budget: Budget = Field("per_cycle", description=BUDGET_HELP)
+        weights_from: WeightPoint | None = Field(None, description="start from the state the `weights` producer kept "
+                                                 "there (its warm-up weights: the paper's 'warmup initialisation')")
+        signs_from: WeightPoint | None = Field(None, description="keep this run's initial magnitudes, with the signs "
+                                               "of the `weights` producer's weights there")
+
+        @model_validator(mode="after")
+        def _one_start(self):
+            if self.weights_from is not None and self.signs_from is not None:
+                raise ValueError("weights_from and signs_from both say where the weights start: give one")
+            if any(point is not None and point.level == "every" for point in (self.weights_from, self.signs_from)):
+                raise ValueError("weights_from / signs_from name one level of the producer, not every")
+            return self
 
     @classmethod
     def resolve_train(cls, p: Params, train: TrainSpec) -> TrainSpec:
         """Suite expansion's hook: the ``train`` a run of ``p`` trains every cycle with."""
         return cycle_train(train, p.budget, p.cycles)
 
+    @classmethod
+    def weights_read(cls, p: Params) -> list[WeightPoint]:
+        return [point for point in (p.weights_from, p.signs_from) if point is not None]
+
     def run(self, s: Session, p: Params) -> None:
+        if p.weights_from is not None or p.signs_from is not None:
+            s.load_weights(p.weights_from or p.signs_from, signs_only=p.signs_from is not None)
         if p.mask_level is not None:
             if s.spec.prune.scorer != "mask_of":
                 raise ValueError("mask_level needs `prune: {scorer: mask_of}` and `from: {masks: LABEL}`")

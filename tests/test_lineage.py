@@ -99,3 +99,32 @@ def test_runs_started_from_a_shared_prefix_record_bitwise_what_training_it_gives
         assert equal(shared[key], value), key
     loaded = [json.loads(line) for f in (tmp_path / "shared").glob("*/metrics.jsonl") for line in f.read_text().splitlines()]
     assert any("prefix" in row for row in loaded)
+
+
+def test_a_run_keeping_weights_inside_a_shared_train_trains_it_and_the_plan_says_so(tmp_path):
+    """LRR keeping its state at 1ep cannot start from dense's level 0 (it must pass 1ep itself)."""
+    from tests.conftest import synthetic_suite
+
+    def saved(lrr: str) -> float:
+        path = tmp_path / "s.yaml"
+        path.write_text(synthetic_suite("s", f"  - name: dense\n  - {lrr}\n", seeds="[0]"))
+        plans = plan_suite(load_suite(path).runs(), tmp_path / "results")
+        return prefix_sharing(plans, ExecSettings()).epochs_saved
+
+    assert saved("{name: lrr, levels: 1}") == 2  # level 0: the 2 epochs dense trains
+    assert saved("{name: lrr, levels: 1, keep_weights: [{level: 0, at: 1ep}]}") == 0
+    assert saved("{name: lrr, levels: 1, keep_weights: [{level: 0, at: 2ep}, {level: every}]}") == 2  # at its end: loaded, then kept
+
+
+def test_a_state_kept_at_the_end_of_a_loaded_prefix_is_the_state_training_gives(tmp_path):
+    from tests.conftest import synthetic_suite
+    from tests.test_session import same_bits
+
+    lrr = "{name: lrr, levels: 1, keep_weights: [{level: 0, at: 2ep}]}"
+    path = tmp_path / "s.yaml"
+    path.write_text(synthetic_suite("s", f"  - name: dense\n  - {lrr}\n", seeds="[0]"))
+    for results, share in ((tmp_path / "shared", True), (tmp_path / "alone", False)):
+        run_suite(path, results=results, settings=ExecSettings(threads=1, share_prefixes=share), progress=False)
+    (shared,), (alone,) = ([p for p in (tmp_path / d).glob("*/weights/level_000_at_2ep.pt")] for d in ("shared", "alone"))
+    assert "prefix" in (shared.parent.parent / "metrics.jsonl").read_text()  # level 0 came from dense's state
+    assert same_bits(torch.load(shared, weights_only=True), torch.load(alone, weights_only=True))

@@ -173,3 +173,103 @@ def test_a_level_in_segments_is_checkpointed_as_often_as_one_in_one_call(tmp_pat
     one = checkpoints("one", lambda s: s.train())
     split_ = checkpoints("split", lambda s: (s.train(stop=split), s.train(start=split)))
     assert one == split_ == [8, 16, 24, None]  # epochs end at steps 8, 16, 24 (8 steps each); None: the level's end
+
+
+# ---- kept weights (keep_weights) and runs that start from them (load_weights)
+KEPT = [{"level": 0, "at": "3it"}, {"level": "every"}, {"level": 1, "at": "0ep"}]
+LRR2 = dict(method="lrr", params={"levels": 2, "fraction": 0.5})
+
+
+def bits(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors as their bytes, so -0.0 and 0.0 differ (torch.equal does not tell them apart)."""
+    return {k: v.detach().cpu().contiguous().reshape(-1).view(torch.uint8) for k, v in state.items()}
+
+
+def same_bits(a, b) -> bool:
+    a, b = bits(a), bits(b)
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def kept(results, spec, name):
+    return torch.load(RunDir(results, spec).path / "weights" / f"{name}.pt", weights_only=True)
+
+
+def test_kept_weights_are_the_state_at_their_points_and_change_no_record(tmp_path):
+    from prunebench.runner import run_one
+    from tests.test_resilience import rows
+
+    plain, keeping = tiny_spec(**LRR2), tiny_spec(**LRR2, keep_weights=KEPT)
+    assert plain.run_id != keeping.run_id  # what a run records is part of its protocol
+    assert run_one(plain, tmp_path / "plain", ExecSettings()).status == "complete"
+    assert run_one(keeping, tmp_path / "kept", ExecSettings()).status == "complete"
+    assert rows(tmp_path / "plain", plain) == rows(tmp_path / "kept", keeping)
+    files = sorted(p.name for p in (RunDir(tmp_path / "kept", keeping).path / "weights").iterdir())
+    assert files == ["level_000.pt", "level_000_at_3it.pt", "level_001.pt", "level_001_at_0ep.pt", "level_002.pt"]
+    assert not (RunDir(tmp_path / "plain", plain).path / "weights").exists()
+    result = RunDir(tmp_path / "kept", keeping).checked_result()
+    assert "weights/level_000_at_3it.pt" in result.files  # digested like the masks
+    # the same run by hand: the state after 3 steps, and at the end of level 0 (level 1 starts from it, pruned)
+    s = session(tmp_path / "by_hand", **LRR2, model=tiny_spec().model.model_dump())
+    s.train(stop="3it")
+    assert same_bits(kept(tmp_path / "kept", keeping, "level_000_at_3it"), s.model.state_dict())
+    s.train(start="3it")
+    assert same_bits(kept(tmp_path / "kept", keeping, "level_000"), s.model.state_dict())
+    s.record(0)
+    s.prune(s.score(), density=0.5)
+    assert same_bits(kept(tmp_path / "kept", keeping, "level_001_at_0ep"), s.model.state_dict())
+    end = kept(tmp_path / "kept", keeping, "level_002")
+    masks = RunDir(tmp_path / "kept", keeping).records().masks(2)
+    assert all(torch.equal(end[name] != 0, mask) or not (end[name][~mask] != 0).any() for name, mask in masks.items())
+
+
+@pytest.mark.parametrize("stop_at", [2, 3, 4, 6])  # before the kept point, at it, at the epoch end after it, later
+def test_a_run_stopped_around_a_kept_point_keeps_the_same_state(tmp_path, stop_at):
+    from prunebench.runner import run_one
+    from tests.test_resilience import rows
+
+    spec = tiny_spec(**LRR2, keep_weights=KEPT)
+    run_one(spec, tmp_path / "clean", ExecSettings())
+    asked = {"n": 0}
+
+    def stop():
+        asked["n"] += 1
+        return asked["n"] == stop_at
+
+    assert run_one(spec, tmp_path / "r", ExecSettings(checkpoint_interval_s=0), should_stop=stop).status == "interrupted"
+    assert run_one(spec, tmp_path / "r", ExecSettings()).status == "complete"
+    assert rows(tmp_path / "clean", spec) == rows(tmp_path / "r", spec)
+    for name in ("level_000_at_3it", "level_000", "level_001_at_0ep"):
+        assert same_bits(kept(tmp_path / "clean", spec, name), kept(tmp_path / "r", spec, name)), name
+
+
+def test_a_point_the_run_never_reaches_fails_it_with_the_reason(tmp_path):
+    from prunebench.runner import run_one
+
+    spec = tiny_spec(method="imp", params={"levels": 1, "rewind": "1ep"}, keep_weights=[{"level": 1, "at": "0ep"}])
+    outcome = run_one(spec, tmp_path, ExecSettings())
+    assert outcome.status == "failed" and "never reached level 1 at 0ep (level_001_at_0ep)" in outcome.reason
+
+
+@pytest.mark.parametrize("signs_only", [False, True])
+def test_load_weights_takes_the_producers_state_or_its_signs_and_keeps_the_masks(tmp_path, signs_only):
+    from prunebench.runner import run_one
+    from prunebench.spec import WeightPoint
+
+    producer = tiny_spec(**LRR2, keep_weights=KEPT)
+    run_one(producer, tmp_path, ExecSettings())
+    records = RunDir(tmp_path, producer).records()
+    consumer = tiny_spec(method="cyclic", params={"cycles": 1}, producers={"weights": producer.run_id})
+    s = build_session(consumer, RunDir(tmp_path / "c", consumer), ExecSettings(), DataCache(), torch.device("cpu"),
+                      producers={"weights": records})
+    s.prune(s.score("random"), density=0.3)
+    own = clone_state(s)
+    s.load_weights(WeightPoint(level=0, at="3it"), signs_only=signs_only)
+    theirs = kept(tmp_path, producer, "level_000_at_3it")
+    for name, value in s.model.state_dict().items():
+        mask = s.masks.get(name)
+        if signs_only:
+            expected = own[name] if mask is None else (own[name].abs() * torch.where(theirs[name] < 0, -1.0, 1.0))
+        else:
+            expected = theirs[name] if mask is None else theirs[name] * mask
+        assert torch.equal(value, expected), name
+    assert all(not s.model.state_dict()[n][~m].any() for n, m in s.masks.items())

@@ -269,3 +269,62 @@ def test_misspelt_name_and_extends_get_a_suggestion(tmp_path):
     path = write(tmp_path, SWEPT + "extnds: base.yaml\n")
     with pytest.raises(SuiteError, match=r"s.yaml:15: extnds: unknown key 'extnds'; did you mean 'extends'\?"):
         load_suite(path)
+
+
+# ---- per-entry models
+def test_an_entry_model_merges_over_the_suites_and_keeps_the_others_ids(tmp_path):
+    plain = load_suite(write(tmp_path, BASE)).runs()
+    wide = BASE.replace("  - name: imp\n", "  - name: imp\n    model: {options: {hidden: [64, 32]}}\n")
+    runs = load_suite(write(tmp_path, wide)).runs()
+    assert runs[2].model.name == "lenet_300_100" and runs[2].model.options == {"hidden": [64, 32]}
+    assert runs[0].model == plain[0].model and runs[0].run_id == plain[0].run_id  # dense: the suite's model, same id
+    assert runs[2].run_id != plain[2].run_id
+
+
+def test_entry_model_errors_name_the_entry(tmp_path):
+    msg = error(tmp_path, BASE.replace("  - name: imp\n", "  - name: imp\n    model: {name: resnet19}\n"))
+    assert "methods[1].model: unknown model 'resnet19'" in msg and "resnet18" in msg
+    msg = error(tmp_path, BASE.replace("  - name: imp\n", "  - name: imp\n    model: {nmae: lenet5}\n"))
+    assert "methods[1].model.nmae: unknown key" in msg and "'name'" in msg
+
+
+def test_masks_pass_only_between_entries_of_one_model(tmp_path):
+    text = BASE.replace("    rewind: 1ep\n", "    rewind: 1ep\n  - {name: lrr, levels: 2, prune: {scorer: mask_of}, from: {masks: imp}, "
+                        "model: {options: {hidden: [64, 32]}}}\n")
+    assert "trains another model than 'lrr'" in error(tmp_path, text)
+
+
+# ---- kept weights and the runs that load them
+KEEPING = BASE.replace("    rewind: 1ep\n", "    rewind: 1ep\n    keep_weights: [{level: 0, at: 1ep}, {level: every}]\n"
+                       "  - {name: cyclic, label: warm, cycles: 1, density: 0.8, mask_level: 1, prune: {scorer: mask_of}, "
+                       "weights_from: {level: 0, at: 1ep}, from: {masks: imp, weights: imp}}\n")
+
+
+def test_keep_weights_reaches_the_producers_runs_and_the_consumer_names_them(tmp_path):
+    runs = {(r.label, r.seed): r for r in load_suite(write(tmp_path, KEEPING)).runs()}
+    imp, warm = runs[("imp", 0)], runs[("warm", 0)]
+    assert [str(p) for p in imp.keep_weights] == ["level 0 at 1ep", "level every at its end"]
+    assert warm.producers == {"masks": imp.run_id, "weights": imp.run_id} and warm.keep_weights == ()
+    assert runs[("dense", 0)].keep_weights == ()
+
+
+@pytest.mark.parametrize("change,expected", [
+    ("keep_weights: [{level: 0, at: 1ep}, {level: every}]", "s.yaml:19: methods[1].keep_weights: a list of points"),
+    ("{level: 0, at: 1ep}", "s.yaml:20: methods[2].from.weights: 'imp' keeps no weights at level 0 at 1ep: give its entry "
+                            "keep_weights: [{level: 0, at: 1ep}]"),
+    ("{level: 0, at: 3ep}", "methods[1].keep_weights[0]: 3ep lies beyond the level's 2 epochs"),
+    ("{levle: 0}", "methods[1].keep_weights[0].levle: unknown key"),
+])
+def test_keep_weights_errors(tmp_path, change, expected):
+    if change.startswith("keep_weights"):
+        text = KEEPING.replace("keep_weights: [{level: 0, at: 1ep}, {level: every}]", "keep_weights: 5")
+    elif change == "{level: 0, at: 1ep}":
+        text = KEEPING.replace("keep_weights: [{level: 0, at: 1ep}, {level: every}]", "keep_weights: [{level: every, at: 0ep}]")
+    else:
+        text = KEEPING.replace("{level: 0, at: 1ep}, {level: every}", change)
+    assert expected in error(tmp_path, text)
+
+
+def test_a_run_that_loads_weights_must_name_their_producer(tmp_path):
+    msg = error(tmp_path, KEEPING.replace("from: {masks: imp, weights: imp}", "from: {masks: imp}"))
+    assert "methods[2] (warm): loads another run's weights; name that run: from: {weights: LABEL}" in msg
