@@ -97,7 +97,7 @@ def to_run(plans: Sequence[PlannedRun], retry_failed: bool) -> tuple[list[Planne
 
 
 def execution_order(todo: Sequence[PlannedRun]) -> list[PlannedRun]:
-    """The order the executors start runs in: producers' layers first, suite order within a layer."""
+    """The order the executors start runs in (``dependency_layers``, one after another)."""
     return [p for layer in dependency_layers(todo) for p in layer]
 
 
@@ -148,7 +148,9 @@ def run_local(plans: Sequence[PlannedRun], results: Path, settings: ExecSettings
 
 
 def dependency_layers(todo: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
-    """Runs grouped so that each group's producers (among ``todo``) lie in earlier groups."""
+    """Runs grouped so that each group's producers (among ``todo``) lie in earlier groups; in suite
+    order within a group, except that the runs that must train a state themselves (they keep weights
+    inside one of their trains) come first, so that the others can load the states they reach too."""
     ids = {p.spec.run_id for p in todo}
     layers: list[list[PlannedRun]] = []
     placed: set[str] = set()
@@ -157,7 +159,7 @@ def dependency_layers(todo: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
         layer = [p for p in pending if all(r not in ids or r in placed for r in p.spec.producers.values())]
         if not layer:  # cannot happen for validated suites; run the rest and let them report
             layer = pending
-        layers.append(layer)
+        layers.append(sorted(layer, key=lambda p: all(t.loadable for t in p.trains)))
         placed |= {p.spec.run_id for p in layer}
         pending = [p for p in pending if p not in layer]
     return layers

@@ -101,30 +101,39 @@ def test_runs_started_from_a_shared_prefix_record_bitwise_what_training_it_gives
     assert any("prefix" in row for row in loaded)
 
 
-def test_a_run_keeping_weights_inside_a_shared_train_trains_it_and_the_plan_says_so(tmp_path):
-    """LRR keeping its state at 1ep cannot start from dense's level 0 (it must pass 1ep itself)."""
+def test_a_run_keeping_weights_inside_a_shared_train_trains_it_first_and_the_others_load_it(tmp_path):
+    """LRR keeping its state at 1ep cannot start from dense's level 0 (it must pass 1ep itself): it
+    runs first, and dense loads the level 0 it trained."""
+    from prunebench.executors import execution_order
     from tests.conftest import synthetic_suite
 
-    def saved(lrr: str) -> float:
+    def loaders(lrr: str) -> dict[str, float]:
         path = tmp_path / "s.yaml"
         path.write_text(synthetic_suite("s", f"  - name: dense\n  - {lrr}\n", seeds="[0]"))
         plans = plan_suite(load_suite(path).runs(), tmp_path / "results")
-        return prefix_sharing(plans, ExecSettings()).epochs_saved
+        order = [p.spec.label for p in execution_order(plans)]
+        return {order[i]: epochs for i, epochs in prefix_sharing(plans, ExecSettings()).saved.items()}
 
-    assert saved("{name: lrr, levels: 1}") == 2  # level 0: the 2 epochs dense trains
-    assert saved("{name: lrr, levels: 1, keep_weights: [{level: 0, at: 1ep}]}") == 0
-    assert saved("{name: lrr, levels: 1, keep_weights: [{level: 0, at: 2ep}, {level: every}]}") == 2  # at its end: loaded, then kept
+    assert loaders("{name: lrr, levels: 1}") == {"lrr": 2}  # level 0: the 2 epochs dense trains
+    assert loaders("{name: lrr, levels: 1, keep_weights: [{level: 0, at: 1ep}]}") == {"dense": 2}
+    assert loaders("{name: lrr, levels: 1, keep_weights: [{level: 0, at: 2ep}, {level: every}]}") == {"lrr": 2}  # at its end
 
 
-def test_a_state_kept_at_the_end_of_a_loaded_prefix_is_the_state_training_gives(tmp_path):
+@pytest.mark.parametrize("at,loader", [("2ep", "lrr"), ("1ep", "dense")])  # kept at the end of level 0 / inside it
+def test_kept_states_and_records_are_those_training_gives_whoever_loads_the_shared_prefix(tmp_path, at, loader):
     from tests.conftest import synthetic_suite
     from tests.test_session import same_bits
 
-    lrr = "{name: lrr, levels: 1, keep_weights: [{level: 0, at: 2ep}]}"
+    lrr = f"{{name: lrr, levels: 1, keep_weights: [{{level: 0, at: {at}}}]}}"
     path = tmp_path / "s.yaml"
     path.write_text(synthetic_suite("s", f"  - name: dense\n  - {lrr}\n", seeds="[0]"))
     for results, share in ((tmp_path / "shared", True), (tmp_path / "alone", False)):
         run_suite(path, results=results, settings=ExecSettings(threads=1, share_prefixes=share), progress=False)
-    (shared,), (alone,) = ([p for p in (tmp_path / d).glob("*/weights/level_000_at_2ep.pt")] for d in ("shared", "alone"))
-    assert "prefix" in (shared.parent.parent / "metrics.jsonl").read_text()  # level 0 came from dense's state
+    (shared,), (alone,) = ([p for p in (tmp_path / d).glob(f"*/weights/level_000_at_{at}.pt")] for d in ("shared", "alone"))
     assert same_bits(torch.load(shared, weights_only=True), torch.load(alone, weights_only=True))
+    loading = [json.loads(f.with_name("spec.json").read_text())["label"] for f in (tmp_path / "shared").glob("*/metrics.jsonl")
+               if '"prefix"' in f.read_text()]
+    assert loading == [loader]
+    shared_records, alone_records = records(tmp_path / "shared"), records(tmp_path / "alone")
+    assert shared_records.keys() == alone_records.keys()
+    assert all(equal(shared_records[k], v) for k, v in alone_records.items())
