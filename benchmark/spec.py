@@ -68,7 +68,8 @@ def level_steps(point: Point | str | None, default: int, steps_per_epoch: int, t
     """A point of a level's schedule in optimizer steps (``default`` when None); beyond the level is an error."""
     if point is None:
         return default
-    point = Point.model_validate(point)
+    if not isinstance(point, Point):
+        point = Point.model_validate(point)
     steps = point.steps(steps_per_epoch)
     if steps > total_steps:
         raise ValueError(f"point {point} lies beyond the level's {total_steps} steps ({steps_per_epoch} an epoch)")

@@ -219,6 +219,20 @@ def test_corrupt_resolved_suite_is_left_out_with_a_warning(tmp_path, caplog):
     assert "worse.json: not valid JSON" in caplog.text
 
 
+def test_resolved_suites_read_back_equal_with_shared_blocks_and_a_bad_block_named(tmp_path, caplog):
+    specs = [tiny_spec(seed=seed, label=label) for seed in (0, 1) for label in ("a", "b")] + [tiny_spec(train={"epochs": 3})]
+    save_resolved_suite(tmp_path, "s", specs, {"source": "a.yaml"})
+    (suite,) = load_resolved_suites(tmp_path)
+    assert suite["runs"] == specs and [r.run_id for r in suite["runs"]] == [r.run_id for r in specs]
+    assert suite["runs"][0].train is suite["runs"][1].train and suite["runs"][-1].train.epochs == 3  # one model per distinct block
+    path = tmp_path / "suites" / "s.json"
+    raw = json.loads(path.read_text())
+    raw["runs"][2]["train"]["epochs"] = "many"
+    path.write_text(json.dumps(raw))
+    assert load_resolved_suites(tmp_path) == []
+    assert "s.json: train.epochs: Input should be a valid integer" in caplog.text
+
+
 def test_a_second_suite_of_the_same_name_cannot_hide_the_first(tmp_path):
     a, b = tiny_spec(label="a"), tiny_spec(label="b", seed=1)
     save_resolved_suite(tmp_path, "s", [a], {"source": "one.yaml"})

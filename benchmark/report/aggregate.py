@@ -130,7 +130,7 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
         claims=[evaluate_claim(c, cells(table)) for c in references.claims],
         tolerance=references.tolerance,
         failures=failures,
-        provenance=provenance_line(results, [s for s in specs if statuses[s.run_id] == "complete"]),
+        provenance=provenance_line([runs[s.run_id] for s in specs if statuses[s.run_id] == "complete"]),
         levels=levels.drop(columns="order") if not levels.empty else levels,
         run_results={run_id: result for run_id, result in read.items() if result is not None},
     )
@@ -145,9 +145,9 @@ def suites_in(results: Path) -> list[SuiteResults]:
     return [collect(results, suite["name"], suite["runs"], suite) for suite in suites]
 
 
-def provenance_line(results: Path, specs: Sequence[RunSpec]) -> str:
+def provenance_line(runs: Sequence[RunDir]) -> str:
     """Where the numbers came from, read from the runs' provenance records."""
-    records = [read_json(RunDir(results, s).path / "provenance.json") or {} for s in specs]
+    records = [read_json(run.path / "provenance.json") or {} for run in runs]
     if not records:
         return ""
     commits = sorted({(r.get("git") or {}).get("commit") or "unknown" for r in records})
