@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prunebench.spec import Claim, Metric, ReferenceNumber, Tolerance
+from prunebench.spec import Claim, ClaimMargin, Metric, ReferenceNumber, Tolerance
 
 if TYPE_CHECKING:  # pandas (0.5 s to import) only where tables are judged, not where suites are checked
     import pandas as pd
@@ -268,7 +268,7 @@ def parse_claim(text: str) -> ParsedClaim:
 @dataclass(frozen=True)
 class ClaimVerdict:
     claim: Claim
-    verdict: str  # holds | fails | not run | invalid
+    verdict: str  # holds | fails | inconclusive (within the seed-noise margin somewhere, failing nowhere) | not run | invalid
     detail: str
 
     @property
@@ -276,14 +276,29 @@ class ClaimVerdict:
         return self.verdict in ("fails", "invalid")
 
 
-def _value(side: Side, ours: pd.DataFrame, sparsity: float) -> float | None:
+def _value(side: Side, ours: pd.DataFrame, sparsity: float) -> tuple[float, float, int] | None:
+    """(mean + offset, variance of the mean, seeds) of a side at ``sparsity``; a constant has no noise."""
     if side.label is None:
-        return side.offset
+        return side.offset, 0.0, 0
     rows = ours[ours["label"] == side.label]
     if len(rows) == 1:  # a label with one cell (e.g. dense) stands for every sparsity
-        return float(rows["mean"].iloc[0]) + side.offset
-    cell = find_cell(ours, side.label, None, sparsity)
-    return None if cell is None else float(cell["mean"]) + side.offset
+        cell = rows.iloc[0]
+    else:
+        cell = find_cell(ours, side.label, None, sparsity)
+    if cell is None:
+        return None
+    std, n = (None if _missing(cell["std"]) else float(cell["std"])), int(cell["n"])
+    return float(cell["mean"]) + side.offset, _var(std, n), n
+
+
+def _decide(op: str, left: float, right: float, margin: float) -> str:
+    """holds / fails / inconclusive for ``left op right`` when differences within ``margin`` are noise."""
+    if op == "==":
+        return "holds" if abs(left - right) <= margin else "fails"
+    if margin == 0:
+        return "holds" if _OPS[op](left, right) else "fails"
+    lead = left - right if op in (">", ">=") else right - left
+    return "holds" if lead > margin else "fails" if lead < -margin else "inconclusive"
 
 
 def _cost(label: str, quantity: str, ours: pd.DataFrame, sparsity: float) -> float | None:
@@ -307,7 +322,11 @@ def _within_budget(parsed: ParsedClaim, ours: pd.DataFrame, sparsity: float) -> 
     return None
 
 
-def evaluate_claim(claim: Claim, ours: pd.DataFrame) -> ClaimVerdict:
+def evaluate_claim(claim: Claim, ours: pd.DataFrame, margin: ClaimMargin | None = None) -> ClaimVerdict:
+    """A claim at every sparsity it names: it holds where the sides differ the claimed way by more than
+    ``margin`` (k standard errors of the difference of the seed means, plus points; None: compare the
+    means exactly), fails where they differ the other way by more, and is inconclusive in between."""
+    k, points = (margin.k, margin.points) if margin is not None else (0.0, 0.0)
     try:
         parsed = parse_claim(claim.claim)
     except ClaimError as e:
@@ -318,10 +337,10 @@ def evaluate_claim(claim: Claim, ours: pd.DataFrame) -> ClaimVerdict:
     if unknown:
         return ClaimVerdict(claim, "not run", f"no results for {', '.join(unknown)}")
     candidates = sorted(set(ours[ours["label"].isin(labels[:2])]["sparsity"].round(4)))
-    points = [s for s in candidates if all(_OPS[cmp](s, x) or math.isclose(s, x, abs_tol=SPARSITY_MATCH) and cmp in (">=", "<=", "==")
-                                           for cmp, x in parsed.conditions)]
-    checked, failures, over = [], [], []
-    for sparsity in points:
+    sparsities = [s for s in candidates if all(_OPS[cmp](s, x) or math.isclose(s, x, abs_tol=SPARSITY_MATCH) and cmp in (">=", "<=", "==")
+                                               for cmp, x in parsed.conditions)]
+    checked, failures, unsure, over, one_seed = [], [], [], [], False
+    for sparsity in sparsities:
         left, right = _value(parsed.left, ours, sparsity), _value(parsed.right, ours, sparsity)
         if left is None or right is None:
             continue
@@ -329,14 +348,23 @@ def evaluate_claim(claim: Claim, ours: pd.DataFrame) -> ClaimVerdict:
             over.append(f"{sparsity:.2f}% ({reason})")
             continue
         checked.append(sparsity)
-        if not _OPS[parsed.op](left, right):
-            failures.append(f"at {sparsity:.2f}%: {left:.2f} {parsed.op} {right:.2f} is false")
+        one_seed |= k > 0 and any(n == 1 for side, (_, _, n) in ((parsed.left, left), (parsed.right, right)) if side.label)
+        allowed = k * math.sqrt(left[1] + right[1]) + points
+        verdict = _decide(parsed.op, left[0], right[0], allowed)
+        shown = f"at {sparsity:.2f}%: {left[0]:.2f} {parsed.op} {right[0]:.2f}"
+        if verdict == "fails":
+            failures.append(f"{shown} is false" + (f" by more than the margin {allowed:.2f}" if allowed else ""))
+        elif verdict == "inconclusive":
+            unsure.append(f"{shown}: within the margin {allowed:.2f}")
     outside = f"; outside the budget at {', '.join(over)}" if over else ""
+    noise = "; one seed on a side: no noise estimate there" if one_seed else ""
     if not checked:
         return ClaimVerdict(claim, "not run", ("no sparsity within the budget" if over else
                                                "no sparsity where both sides have results") + outside)
     if failures:
-        return ClaimVerdict(claim, "fails", "; ".join(failures) + outside)
+        return ClaimVerdict(claim, "fails", "; ".join(failures) + outside + noise)
+    if unsure:
+        return ClaimVerdict(claim, "inconclusive", "; ".join(unsure) + outside + noise)
     where = ", ".join(f"{s:.2f}%" for s in checked)
     return ClaimVerdict(claim, "holds", f"checked at {len(checked)} {'sparsity' if len(checked) == 1 else 'sparsities'} "
-                                        f"({where}){outside}")
+                                        f"({where}){outside}{noise}")

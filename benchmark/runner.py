@@ -184,6 +184,7 @@ def provenance(settings: ExecSettings, device: torch.device, spec: RunSpec | Non
         "plugins": plugin_versions(spec),
         "device": str(device),
         "device_name": provenance_device_name(device),
+        "cpu": cpu_info(),
         "torch_threads": torch.get_num_threads(),
         "threads_from": threads_from(settings),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # a worker's GPU (--gpus, --runs-per-gpu)
@@ -199,14 +200,31 @@ def provenance(settings: ExecSettings, device: torch.device, spec: RunSpec | Non
     return info
 
 
-def cpu_name() -> str:
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_name(cpuinfo: Path = CPUINFO) -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_info(cpuinfo: Path = CPUINFO) -> dict[str, Any]:
+    """The CPU's model name, its vector extensions and the kernels torch dispatches to on it (its CPU
+    capability: DEFAULT, AVX2, AVX512, ...): two CPUs of one model name can differ in these, and with
+    them the last bits of a run's numbers."""
+    flags: set[str] = set()
+    try:
+        line = next((x for x in cpuinfo.read_text().splitlines() if x.startswith(("flags", "Features"))), "")
+        flags = set(line.split(":", 1)[1].split()) if ":" in line else set()
+    except OSError:
+        pass
+    vector = sorted(f for f in flags if f.startswith(("avx", "amx", "sve", "asimd")) or f in ("fma", "sse4_2", "neon"))
+    return {"model": cpu_name(cpuinfo), "vector_extensions": vector, "torch_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def _git_state() -> dict[str, Any]:
@@ -254,6 +272,7 @@ def prefix_context(settings: ExecSettings, device: torch.device) -> dict[str, An
     """What may change the last bits of a trained state besides its protocol: a run loads only prefixes
     computed under the same (torch, device model, threads, determinism, step-loop settings)."""
     return {"torch": torch.__version__, "device": device.type, "device_name": provenance_device_name(device),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(), "deterministic": settings.deterministic, "cudnn_benchmark": cudnn_benchmark(settings),
             **settings.model_dump(include={"channels_last", "compile", "compile_update", "optimizer_impl", "eval_batch_size"})}
 

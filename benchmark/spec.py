@@ -214,10 +214,20 @@ class Tolerance(StrictModel):
     band: float = Field(2.0, ge=0, description="approximate references: within this many points")
 
 
+class ClaimMargin(StrictModel):
+    """How much a claim's two sides must differ to decide it: k standard errors of their difference
+    (over seeds) plus ``points``. Inside the margin a claim is inconclusive; k = 0 and points = 0
+    compare the means exactly."""
+
+    k: float = Field(2.0, ge=0)
+    points: float = Field(0.0, ge=0)
+
+
 class ReferencesSpec(StrictModel):
     tolerance: Tolerance = Tolerance()
     numbers: list[ReferenceNumber] = Field(default_factory=list)
     claims: list[Claim] = Field(default_factory=list)
+    claim_margin: ClaimMargin = ClaimMargin()
 
 
 class GoldenFile(StrictModel):

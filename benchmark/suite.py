@@ -350,7 +350,7 @@ def _with_golden(spec: SuiteSpec, path: Path) -> SuiteSpec:
         return spec
     golden = load_golden(path)
     refs = ReferencesSpec(tolerance=golden.tolerance, numbers=[*spec.references.numbers, *golden.numbers],
-                          claims=spec.references.claims)
+                          claims=spec.references.claims, claim_margin=spec.references.claim_margin)
     return spec.model_copy(update={"references": refs})
 
 

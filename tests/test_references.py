@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from prunebench.references import ClaimError, cells, evaluate_claim, judge, judge_all, parse_claim
-from prunebench.spec import Claim, ReferenceNumber, Tolerance
+from prunebench.spec import Claim, ClaimMargin, ReferenceNumber, Tolerance
 
 
 def table(rows):
@@ -153,3 +153,39 @@ def test_a_reference_is_checked_against_its_metric():
     verdicts = judge_all([loss_ok, loss_off, rate, acc], table, tol)
     assert [v.verdict for v in verdicts] == ["reproduced", "deviates", "reproduced", "deviates"]
     assert verdicts[0].ours_mean == pytest.approx(0.6) and verdicts[2].ours_mean == pytest.approx(80.0)
+
+
+# ---- claims that know about seed noise (references.claim_margin)
+MARGIN = ClaimMargin(k=2.0, points=0.0)
+
+
+@pytest.mark.parametrize("text,verdict", [
+    # at 20%: lrr 93.3 (std 0.1, n 3) vs imp 93.1 (0.2, 3): difference 0.2 < 2 SE = 0.258
+    ("lrr >= imp at 20", "inconclusive"),
+    ("imp >= lrr at 20", "inconclusive"),  # exactly compared it fails; within the noise it is not decided
+    # at 89.26%: 91.5 (0.2) vs 91.0 (0.3): 0.5 > 2 * sqrt(0.04/3 + 0.09/3) = 0.416
+    ("lrr > imp at 89.26", "holds"),
+    ("imp >= lrr at 89.26", "fails"),
+    ("lrr <= imp at 89.26", "fails"),
+    ("imp < lrr at 89.26", "holds"),
+    ("lrr >= imp at sparsity >= 10", "inconclusive"),  # holds at 89.26%, within the margin at 20%
+    ("imp >= lrr at sparsity >= 10", "fails"),  # fails somewhere: fails
+    ("lrr == imp + 0.3 at 89.26", "holds"),  # |91.5 - 91.3| <= 0.416
+    ("lrr >= 91 at 89.26", "holds"),  # a constant has no noise: 0.5 > 2 * 0.2 / sqrt(3)
+])
+def test_claims_within_the_seed_noise_are_inconclusive(text, verdict):
+    v = evaluate_claim(Claim(claim=text, source="t"), OURS, MARGIN)
+    assert v.verdict == verdict, v.detail
+    assert v.failed == (verdict == "fails")
+
+
+def test_an_inconclusive_claim_says_where_and_by_how_much():
+    v = evaluate_claim(Claim(claim="lrr >= imp at 20", source="t"), OURS, MARGIN)
+    assert v.detail == f"at 20.00%: 93.30 >= 93.10: within the margin {2 * math.sqrt(0.1**2 / 3 + 0.2**2 / 3):.2f}"
+    points = evaluate_claim(Claim(claim="lrr > imp at 89.26", source="t"), OURS, ClaimMargin(k=0, points=1.0))
+    assert points.verdict == "inconclusive" and "within the margin 1.00" in points.detail
+
+
+def test_one_seed_gives_no_noise_estimate_and_says_so():
+    v = evaluate_claim(Claim(claim="snip < dense - 3 at 90", source="t"), OURS, MARGIN)
+    assert v.verdict == "holds" and "one seed on a side: no noise estimate there" in v.detail

@@ -336,7 +336,8 @@ def test_terminal_summary_puts_methods_in_rows_and_sparsities_in_columns(tmp_pat
     assert next(line for line in lines if line.startswith("dense")).split() == ["dense", "91.00±1.41"]
     assert "references: 1 reproduced, 1 deviates, 1 out of band, 1 not run" in lines
     assert "  deviates: lrr at 75%: 88.50 vs 95.00 (Δ -6.50, allowed ±1.53)" in lines
-    assert "claim fails: imp >= dense (at 50.00%: 88.50 >= 91.00 is false; at 75.00%: 86.50 >= 91.00 is false)" in lines
+    assert ("claim fails: imp >= dense (at 50.00%: 88.50 >= 91.00 is false by more than the margin 2.24; "
+            "at 75.00%: 86.50 >= 91.00 is false by more than the margin 2.24)") in lines
     assert "<details>" not in text and "|" not in text
 
 

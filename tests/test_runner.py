@@ -187,3 +187,19 @@ def test_step_loop_settings_reach_the_trainer_and_provenance(tmp_path):
     torch.use_deterministic_algorithms(False)
     with pytest.raises(ValueError, match="--cudnn-benchmark with --deterministic"):
         check_settings(ExecSettings(cudnn_benchmark=True, deterministic=True))
+
+
+def test_provenance_records_the_cpu_model_its_vector_extensions_and_torchs_kernels(tmp_path):
+    from prunebench.report.aggregate import provenance_line
+    from prunebench.runner import cpu_info, provenance
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw aes\n")
+    info = cpu_info(fake)
+    assert info == {"model": "AMD EPYC 9B14", "vector_extensions": ["avx", "avx2", "avx512bw", "avx512f", "fma", "sse4_2"],
+                    "torch_capability": torch.backends.cpu.get_cpu_capability()}
+    recorded = provenance(ExecSettings(), torch.device("cpu"))
+    assert recorded["cpu"]["torch_capability"] in ("DEFAULT", "AVX2", "AVX512", "NO AVX", "ZVECTOR", "VSX", "SVE256")
+    run = RunDir(tmp_path / "r", tiny_spec())
+    run.start(recorded)
+    assert f"{recorded['cpu']['torch_capability']} kernels, torch threads:" in provenance_line([run])

@@ -17,7 +17,7 @@ import pandas as pd
 
 from prunebench.records import LevelRecord, RunResult
 from prunebench.references import ClaimVerdict, Verdict, cells, evaluate_claim, judge_all
-from prunebench.spec import ReferencesSpec, RunSpec, Tolerance
+from prunebench.spec import ClaimMargin, ReferencesSpec, RunSpec, Tolerance
 from prunebench.store import SUITES_DIR, RunDir, load_resolved_suites, read_json
 
 # Level-record fields averaged over seeds into every cell (a leaderboard column may show any of them).
@@ -87,6 +87,7 @@ class SuiteResults:
     verdicts: list[Verdict] = field(default_factory=list)
     claims: list[ClaimVerdict] = field(default_factory=list)
     tolerance: Tolerance = field(default_factory=Tolerance)  # the one the verdicts applied
+    claim_margin: ClaimMargin = field(default_factory=ClaimMargin)  # the one the claims applied
     failures: dict[str, str] = field(default_factory=dict)  # run id -> first line of the reason (failed or corrupt)
     provenance: str = ""
     levels: pd.DataFrame = field(default_factory=pd.DataFrame)  # level_rows(): one row per run and level
@@ -127,8 +128,9 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
     return SuiteResults(
         name=name, specs=list(specs), meta=meta, table=table, statuses=statuses,
         verdicts=judge_all(references.numbers, table, references.tolerance),
-        claims=[evaluate_claim(c, cells(table)) for c in references.claims],
+        claims=[evaluate_claim(c, cells(table), references.claim_margin) for c in references.claims],
         tolerance=references.tolerance,
+        claim_margin=references.claim_margin,
         failures=failures,
         provenance=provenance_line([runs[s.run_id] for s in specs if statuses[s.run_id] == "complete"]),
         levels=levels.drop(columns="order") if not levels.empty else levels,
@@ -145,6 +147,12 @@ def suites_in(results: Path) -> list[SuiteResults]:
     return [collect(results, suite["name"], suite["runs"], suite) for suite in suites]
 
 
+def _kernels(record: Mapping[str, Any]) -> str:
+    """The CPU kernels torch used (AVX2, AVX512, ...), for CPU runs that recorded them."""
+    capability = (record.get("cpu") or {}).get("torch_capability")
+    return f", {capability} kernels" if capability and str(record.get("device", "")).startswith("cpu") else ""
+
+
 def provenance_line(runs: Sequence[RunDir]) -> str:
     """Where the numbers came from, read from the runs' provenance records."""
     records = [read_json(run.path / "provenance.json") or {} for run in runs]
@@ -152,7 +160,7 @@ def provenance_line(runs: Sequence[RunDir]) -> str:
         return ""
     commits = sorted({(r.get("git") or {}).get("commit") or "unknown" for r in records})
     dirty = any((r.get("git") or {}).get("dirty") for r in records)
-    devices = sorted({f"{r.get('device', '?')} ({r.get('device_name', '?')}, torch threads: {r.get('torch_threads', '?')})"
+    devices = sorted({f"{r.get('device', '?')} ({r.get('device_name', '?')}{_kernels(r)}, torch threads: {r.get('torch_threads', '?')})"
                       for r in records})
     torch_versions = sorted({(r.get("packages") or {}).get("torch") or "?" for r in records})
     wall = sum(r.get("wall_time_s", 0.0) for r in records)

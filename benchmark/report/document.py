@@ -121,7 +121,7 @@ class VerdictEntry(_Strict):
 class ClaimEntry(_Strict):
     claim: str
     source: str
-    verdict: Literal["holds", "fails", "not run", "invalid"]
+    verdict: Literal["holds", "fails", "inconclusive", "not run", "invalid"]
     detail: str
 
 

@@ -160,7 +160,10 @@ def references_markdown(sr: SuiteResults) -> str:
                      + f" (reproduced: |Δ| <= {tol.k} combined SE + {tol.abs} points; "
                      f"≈ approximate references: within {tol.band} points).")
     if sr.claims:
-        lines += ["", "| claim | verdict | detail | source |", "|:--|:--|:--|:--|"]
+        m = sr.claim_margin
+        lines += ["", f"Claims are decided where the two sides differ by more than {m.k:g} standard errors of the difference of "
+                      f"their seed means + {m.points:g} points (references.claim_margin); within that, inconclusive.",
+                  "", "| claim | verdict | detail | source |", "|:--|:--|:--|:--|"]
         lines += [f"| `{c.claim.claim}` | {c.verdict} | {c.detail} | {c.claim.source} |" for c in sr.claims]
     sources = sorted({v.reference.source for v in sr.verdicts})
     if sources or sr.table is not None and not sr.table.empty:
@@ -256,7 +259,7 @@ def terminal_summary(sr: SuiteResults, width: int = 120) -> str:
                 lines.append(f"  {v.verdict}: {_name(ref.method, ref.variant or '')} at {ref.sparsity:g}%: {v.ours_mean:.2f} vs "
                              f"{ref.mean:.2f}{' ≈' if ref.approx else ''} (Δ {v.delta:+.2f}, allowed ±{v.allowed:.2f})")
     for c in sr.claims:
-        lines.append(f"claim {c.verdict}: {c.claim.claim}" + (f" ({c.detail})" if c.failed else ""))
+        lines.append(f"claim {c.verdict}: {c.claim.claim}" + (f" ({c.detail})" if c.failed or c.verdict == "inconclusive" else ""))
     lines += [line.removeprefix("- ") for line in _incomplete_lines(sr, most=5)]
     return "\n".join(lines).rstrip() + "\n"
 
