@@ -61,6 +61,9 @@ class Method:
     Params: ClassVar[type[MethodParams]] = MethodParams
     prunes: ClassVar[bool] = True  # needs a non-empty prunable set
     standalone: ClassVar[bool] = False  # trains its own toy model: gets a StandaloneSession, no data/model/train
+    # "every": each recorded level is a result (IMP's pruned networks); "last": only a run's last level is,
+    # the earlier ones are its way there (cyclic training's cycles, SCULPT-ing's cycles before its prune)
+    result_levels: ClassVar[Literal["every", "last"]] = "every"
 
     def run(self, s: Session, p: Any) -> None:
         raise NotImplementedError

@@ -67,6 +67,8 @@ def train_cycles(s: Session, cycles: int, keep_momentum: bool, first_level: int 
 
 @register_method("cyclic")
 class Cyclic(Method):
+    result_levels = "last"
+
     class Params(MethodParams):
         density: float = Field(1.0, gt=0, le=1, description="prune at init to this density first (1: dense)")
         rounds: int | None = Field(None, ge=1, description="pruning rounds at init (default: 100 for synflow, else 1)")
@@ -111,6 +113,8 @@ class Cyclic(Method):
 
 @register_method("sculpt")
 class Sculpt(Method):
+    result_levels = "last"
+
     class Params(MethodParams):
         init_density: float = Field(0.8, gt=0, le=1, description="density after pruning at init (0.8: 20% sparse)")
         density: float = Field(gt=0, le=1, description="the target density of the final magnitude prune")

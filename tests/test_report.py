@@ -382,3 +382,26 @@ def test_json_report_of_a_standalone_method_without_model_or_dataset(tmp_path):
     sr.specs = [s.model_copy(update={"model": None, "data": None, "train": None}) for s in sr.specs]
     suite = document.suite_report(sr)
     assert suite.model is None and suite.dataset is None and suite.epochs_per_level is None and len(suite.levels) == 14
+
+
+def test_the_figure_draws_a_cyclic_runs_last_level_only(tmp_path):
+    """SCULPT-ing's cycles before its prune (at the init density) are its way to the result, not a result;
+    IMP's levels each are one."""
+    text = SUITE.split("methods:")[0] + """methods:
+  - {name: imp, levels: 2, fraction: 0.5}
+  - {name: sculpt, init_density: 0.5, cycles: 2, density: 0.25}
+seeds: [0]
+"""
+    (tmp_path / "s.yaml").write_text(text)
+    suite = load_suite(tmp_path / "s.yaml")
+    results = tmp_path / "results"
+    densities = {"imp": [1.0, 0.5, 0.25], "sculpt": [0.5, 0.5, 0.25]}
+    for spec in suite.runs():
+        run = RunDir(results, spec)
+        run.path.mkdir(parents=True)
+        levels = [{"level": k, "target_density": d, "density": d, "sparsity": 1 - d, "test_accuracy": 0.9 - 0.01 * k,
+                   "epochs_trained": 2.0 * (k + 1)} for k, d in enumerate(densities[spec.label])]
+        run.complete(fake_result(spec, levels))
+    lines = {line.get_label(): line for line in suite_figure(collect(results, "s", suite.runs())).axes[0].get_lines()}
+    assert list(lines["imp"].get_xdata()) == [100, 50, 25]
+    assert list(lines["sculpt"].get_xdata()) == [25] and list(lines["sculpt"].get_ydata()) == pytest.approx([88])

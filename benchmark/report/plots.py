@@ -32,7 +32,10 @@ def suite_figure(sr: SuiteResults):
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     colors: dict[str, Any] = {}
+    last_only = {s.label for s in sr.specs if _result_levels(s.method) == "last"}
     for label, rows in sr.table[sr.table["method"] != "dense"].groupby("label", sort=False):
+        if label in last_only:  # a run's last level is its result (cycles before SCULPT's prune are not)
+            rows = rows[rows["level"] == rows.groupby("variant")["level"].transform("max")]
         # one point per sparsity: where several levels (cycles) or sweep points share it, the last level
         rows = rows.assign(key=rows["target_sparsity"].round(6)).sort_values("level", kind="stable")
         rows = rows.drop_duplicates("key", keep="last")
@@ -69,6 +72,16 @@ def suite_figure(sr: SuiteResults):
 
 
 SWEPT_DIMENSION_METHODS = ("single_neuron",)  # methods swept over the input dimension ``d``: the success-vs-d figure
+
+
+def _result_levels(method: str) -> str:
+    """The method's ``result_levels`` ("every" for a method this installation does not have)."""
+    from prunebench.api import UnknownName, get_method
+
+    try:
+        return get_method(method).result_levels
+    except UnknownName:
+        return "every"
 
 
 def sweeps_d(sr: SuiteResults) -> bool:
