@@ -130,7 +130,8 @@ def test_plot_series(tmp_path):
     labels = ax.get_legend_handles_labels()[1]
     assert "lrr (reference)" in labels and "imp (reference, approx.)" in labels
     paths = write_outputs(sr, tmp_path / "out")
-    assert [p.suffix for p in paths] == [".md", ".csv", ".json", ".png"] and paths[3].stat().st_size > 10_000
+    assert [p.name for p in paths] == ["made_up.md", "made_up.csv", "made_up.json", "made_up.png", "made_up-epochs.png"]
+    assert paths[3].stat().st_size > 10_000  # no sign-flips figure: these records hold no sign flips
     assert success_vs_d_figure(sr) is None and not list((tmp_path / "out").glob("*success-vs-d*"))  # not a d sweep
 
 
@@ -405,3 +406,20 @@ seeds: [0]
     lines = {line.get_label(): line for line in suite_figure(collect(results, "s", suite.runs())).axes[0].get_lines()}
     assert list(lines["imp"].get_xdata()) == [100, 50, 25]
     assert list(lines["sculpt"].get_xdata()) == [25] and list(lines["sculpt"].get_ydata()) == pytest.approx([88])
+
+
+def test_sign_flip_and_epoch_figures_draw_each_method_per_level(tmp_path):
+    from prunebench.report.plots import epochs_figure, sign_flips_figure
+
+    sr = made_up(tmp_path)
+    flips = {0: 0.0, 1: 0.1, 2: 0.3}
+    sr.levels["sign_flips_vs_init"] = sr.levels["level"].map(flips) + 0.01 * sr.levels["seed"]
+    sr.levels["sign_flips_vs_previous"] = sr.levels["level"].map({0: float("nan"), 1: 0.1, 2: 0.2})
+    left, right = sign_flips_figure(sr).axes
+    lines = {line.get_label(): line for line in left.get_lines()}
+    assert set(lines) == {"lrr", "imp"}  # dense has one level: nothing to flip
+    assert list(lines["lrr"].get_xdata()) == [0, 1, 2] and list(lines["lrr"].get_ydata()) == pytest.approx([0.5, 10.5, 30.5])
+    assert list({ln.get_label(): ln for ln in right.get_lines()}["imp"].get_xdata()) == [1, 2]  # level 0 has no previous
+    epochs = {c.get_label(): c for c in epochs_figure(sr).axes[0].containers}
+    assert list(epochs["lrr"].lines[0].get_xdata()) == [2.0, 4.0, 6.0]
+    assert list(epochs["lrr"].lines[0].get_ydata()) == pytest.approx([91, 90.2, 88.5])

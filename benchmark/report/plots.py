@@ -177,7 +177,11 @@ def flops_figure(sr: SuiteResults):
 
 def plot_flops(sr: SuiteResults, path: Path) -> Path | None:
     """Write the accuracy-vs-training-FLOPs figure; None when no run recorded training FLOPs."""
-    fig = flops_figure(sr)
+    return save_figure(flops_figure(sr), path)
+
+
+def save_figure(fig, path: Path) -> Path | None:
+    """Write ``fig`` as PNG and close it; None for no figure."""
     if fig is None:
         return None
     import matplotlib.pyplot as plt
@@ -186,3 +190,69 @@ def plot_flops(sr: SuiteResults, path: Path) -> Path | None:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _per_level(rows, column: str):
+    """(levels, mean, std over seeds) of ``column`` (fractions -> percent) per level of one label."""
+    grouped = rows.groupby("level")[column]
+    mean, std = grouped.mean(), grouped.std(ddof=1).fillna(0)
+    return mean.index.to_numpy(), 100 * mean.to_numpy(), 100 * std.to_numpy()
+
+
+def sign_flips_figure(sr: SuiteResults):
+    """Sign flips per level, one line per method with a seed std band: the share of unpruned weights
+    whose sign differs from initialisation (left) and from the end of the previous level (right);
+    None when no method records more than one level."""
+    levels = sr.levels
+    columns = ["sign_flips_vs_init", "sign_flips_vs_previous"]
+    if levels.empty or not set(columns) <= set(levels) or levels[columns].isna().all().all() or levels["level"].max() < 1:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120, sharey=False)
+    for label, rows in levels.groupby("label", sort=False):
+        if rows["level"].max() < 1:
+            continue
+        for ax, column in zip(axes, ("sign_flips_vs_init", "sign_flips_vs_previous")):
+            x, mean, std = _per_level(rows.dropna(subset=[column]), column)
+            if len(x):
+                (line,) = ax.plot(x, mean, marker="o", markersize=3, label=label)
+                ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    for ax, what in zip(axes, ("against initialisation", "against the previous level")):
+        ax.set_xlabel("level")
+        ax.set_ylabel("sign flips (% of unpruned weights)")
+        ax.set_title(f"{sr.name}: sign flips {what}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def epochs_figure(sr: SuiteResults):
+    """Test accuracy against the cumulative training epochs of each level (a run's budget so far), one
+    line per method with seed std as error bars; None without results."""
+    levels = sr.levels
+    if levels.empty or "epochs_trained" not in levels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for label, rows in levels.groupby("label", sort=False):
+        grouped = rows.groupby("level")
+        epochs, acc = grouped["epochs_trained"].mean(), 100 * grouped["test_accuracy"].mean()
+        std = 100 * grouped["test_accuracy"].std(ddof=1).fillna(0)
+        ax.errorbar(epochs.to_numpy(), acc.to_numpy(), yerr=std.to_numpy(), marker="o", markersize=3, capsize=2,
+                    linewidth=0.8, label=label)
+    ax.set_xlabel("cumulative training epochs")
+    ax.set_ylabel("test accuracy (%)" if sr.metric == "test acc" else f"{sr.metric} (%)")
+    ax.set_title(f"{sr.name}: accuracy against training epochs", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
