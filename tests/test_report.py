@@ -423,3 +423,19 @@ def test_sign_flip_and_epoch_figures_draw_each_method_per_level(tmp_path):
     epochs = {c.get_label(): c for c in epochs_figure(sr).axes[0].containers}
     assert list(epochs["lrr"].lines[0].get_xdata()) == [2.0, 4.0, 6.0]
     assert list(epochs["lrr"].lines[0].get_ydata()) == pytest.approx([91, 90.2, 88.5])
+
+
+def test_the_mask_overlap_heatmap_shows_the_level_most_methods_share():
+    from types import SimpleNamespace as Entry
+
+    from prunebench.report.plots import overlap_figure
+
+    overlaps = [Entry(a="imp", b="lrr", variant="", level=1, iou=0.9),
+                Entry(a="imp", b="lrr", variant="", level=2, iou=0.7), Entry(a="imp", b="random", variant="", level=2, iou=0.2),
+                Entry(a="lrr", b="random", variant="", level=2, iou=0.25)]
+    ax = overlap_figure("s", overlaps).axes[0]
+    assert ax.get_title() == "s: mask overlap at level 2"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["imp", "lrr", "random"]
+    values = ax.images[0].get_array()
+    assert values[0, 1] == values[1, 0] == pytest.approx(0.7) and values[1, 2] == pytest.approx(0.25) and values[2, 2] == 1
+    assert overlap_figure("s", []) is None

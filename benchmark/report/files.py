@@ -9,7 +9,15 @@ from pathlib import Path
 
 from prunebench.report.aggregate import SuiteResults
 from prunebench.report.document import SuiteReport, report_json, suite_report
-from prunebench.report.plots import epochs_figure, plot_flops, plot_success_vs_d, plot_suite, save_figure, sign_flips_figure
+from prunebench.report.plots import (
+    epochs_figure,
+    overlap_figure,
+    plot_flops,
+    plot_success_vs_d,
+    plot_suite,
+    save_figure,
+    sign_flips_figure,
+)
 from prunebench.report.tables import suite_csv, suite_markdown
 
 
@@ -35,4 +43,7 @@ def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "", doc
     for suffix, figure in (("sign-flips", sign_flips_figure), ("epochs", epochs_figure)):
         if (png := save_figure(figure(sr), out_dir / f"{sr.name}-{suffix}.png")) is not None:
             written.append(png)
+    if document is not None and (png := save_figure(overlap_figure(sr.name, document.mask_overlap),
+                                                    out_dir / f"{sr.name}-mask-overlap.png")) is not None:
+        written.append(png)
     return written

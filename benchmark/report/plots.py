@@ -1,7 +1,9 @@
-"""The suite's figure: accuracy against weights remaining, from the aggregated cells."""
+"""The suite's figures (matplotlib, one PNG each): accuracy against weights remaining, training FLOPs and
+epochs, sign flips per level, mask overlap between methods, and the single neuron's success rate against d."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +258,42 @@ def epochs_figure(sr: SuiteResults):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def overlap_figure(name: str, overlaps: Sequence[Any]):
+    """The mask overlap (IoU, mean over seeds) between every two methods at one level, as a heatmap:
+    the level (and sweep point) most methods share, the deepest of those; ``overlaps`` are the report's
+    mask-overlap entries (a, b, variant, level, iou). None with fewer than two methods at any level."""
+    groups: dict[tuple[str, int], dict[tuple[str, str], float]] = {}
+    for o in overlaps:
+        groups.setdefault((o.variant, o.level), {})[(o.a, o.b)] = o.iou
+    if not groups:
+        return None
+    (variant, level), pairs = max(groups.items(), key=lambda g: (len(_methods(g[1])), g[0][1]))
+    names = _methods(pairs)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    iou = np.eye(len(names))
+    for (a, b), value in pairs.items():
+        iou[names.index(a), names.index(b)] = iou[names.index(b), names.index(a)] = value
+    size = 2.5 + 0.55 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size), dpi=120)
+    image = ax.imshow(iou, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{iou[i, j]:.2f}", ha="center", va="center", fontsize=6, color="white" if iou[i, j] < 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="mask IoU (mean over seeds)")
+    ax.set_title(f"{name}: mask overlap at level {level}" + (f" ({variant})" if variant else ""), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _methods(pairs: Any) -> list[str]:
+    """The methods of (a, b) pairs, in order of appearance."""
+    return list(dict.fromkeys(m for pair in pairs for m in pair))
