@@ -164,10 +164,14 @@ class TrainingSession:
         last = self.steps(stop, self.trainer.total_steps)
         carry = None
         kept = self._kept_steps()
-        if self._resume is not None and self._resume.op == op:
+        resumed = self._resume is not None and self._resume.op == op
+        if resumed:
             first = self._resume.step
             carry = PartialEpoch(**self._resume.partial) if self._resume.partial else None
-        else:
+        self._resume = None
+        if first in kept:  # a point where training starts (0ep: the initialisation; IMP's level k at its rewind point)
+            self._keep_weights(kept[first])
+        if not resumed:
             inside = [k for k, name in kept.items() if first < k < last and not self.recorder.has_weights(name)]
             if not inside and self._load_prefix(first, last, updates):  # a kept point inside: trained, to be kept
                 if last in kept:
@@ -177,9 +181,6 @@ class TrainingSession:
                 self._rows = []
             if self._scored and time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval_s:
                 self._checkpoint(Resume(op, first))  # scoring (SynFlow's 100 rounds) is not redone after a kill in training
-        self._resume = None
-        if first in kept:  # a point at the train's first step (0ep: the initialisation; IMP's level k at its rewind point)
-            self._keep_weights(kept[first])
 
         def epoch_key(epoch: int) -> int:
             return derive_seed(self.spec.seed, "data", self.data_level, epoch)

@@ -137,3 +137,19 @@ def test_kept_states_and_records_are_those_training_gives_whoever_loads_the_shar
     shared_records, alone_records = records(tmp_path / "shared"), records(tmp_path / "alone")
     assert shared_records.keys() == alone_records.keys()
     assert all(equal(shared_records[k], v) for k, v in alone_records.items())
+
+
+def test_a_point_at_the_start_of_a_train_loaded_from_a_prefix_is_kept(tmp_path):
+    """dense keeps its initialisation (level 0 at 0ep) and loads its whole level 0 from LRR's state."""
+    from tests.conftest import synthetic_suite
+    from tests.test_session import same_bits
+
+    methods = "  - {name: lrr, levels: 1}\n  - {name: dense, keep_weights: [{level: 0, at: 0ep}]}\n"
+    path = tmp_path / "s.yaml"
+    path.write_text(synthetic_suite("s", methods, seeds="[0]"))
+    for results, share in ((tmp_path / "shared", True), (tmp_path / "alone", False)):
+        outcomes = run_suite(path, results=results, settings=ExecSettings(threads=1, share_prefixes=share), progress=False)
+        assert list(outcomes["n"]) == [1, 1, 1], outcomes
+    (shared,), (alone,) = ([p for p in (tmp_path / d).glob("*/weights/level_000_at_0ep.pt")] for d in ("shared", "alone"))
+    assert '"prefix"' in (shared.parent.parent / "metrics.jsonl").read_text()  # dense's level 0 was loaded
+    assert same_bits(torch.load(shared, weights_only=True), torch.load(alone, weights_only=True))
