@@ -107,7 +107,7 @@ def prefix_sharing(todo: Sequence[PlannedRun], settings: ExecSettings) -> Sharin
     reach it at once; results are the same either way)."""
     if not settings.share_prefixes:
         return Sharing(frozenset(), {})
-    return share_prefixes([p.trains for p in execution_order(todo)])
+    return share_prefixes({p.spec.run_id: p.trains for p in execution_order(todo)})
 
 
 def shared_keys(plan: PlannedRun, sharing: Sharing) -> frozenset[str]:

@@ -10,7 +10,7 @@ the data registry's sizes, without loading any data.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from prunebench.data.loader import steps_per_epoch
 from prunebench.lineage import Lineage, StepRange, epoch_rows
 from prunebench.masks import Scores
 from prunebench.records import LevelRecord
-from prunebench.spec import Point, RunSpec, WeightPoint, level_steps
+from prunebench.spec import Point, RunSpec, WeightPoint, level_steps, points_in
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class PlanSession:
             self._lineage_rows = []
         self._lineage_rows += rows
         self.lineage.train(first, last, self.data_level, self.level, updates)
-        kept = [self.steps(p.at, 0) for p in self.spec.keep_weights if p.at is not None and p.matches(self.level)]
+        kept = [self.steps(p.at, 0) for p in points_in(self.spec.keep_weights, self.level)]
         self.trains.append(TrainStep(self.lineage.key(), (last - first) / self.steps_per_epoch, tuple(rows),
                                      frozenset(self._lineage_rows), loadable=not any(first < k < last for k in kept)))
 
@@ -177,28 +177,28 @@ class Sharing:
     worth writing) and the epochs each run starts from instead of training."""
 
     keys: frozenset[str]
-    saved: dict[int, float]  # position of the run in the order -> epochs it does not train
+    saved: dict[str, float]  # run id -> the epochs it does not train
 
     @property
     def epochs_saved(self) -> float:
         return sum(self.saved.values())
 
 
-def share_prefixes(runs: Sequence[Sequence[TrainStep]]) -> Sharing:
-    """Which train ends several of ``runs`` (the trains of each run) reach, and what executing them in
-    this order saves: a train is skipped when an earlier run wrote its end state with the epoch rows
-    it would write (the training Session applies the same rule)."""
+def share_prefixes(runs: Mapping[str, Sequence[TrainStep]]) -> Sharing:
+    """Which train ends several of ``runs`` (run id -> its trains, in execution order) reach, and what
+    executing them in this order saves: a train is skipped when an earlier run wrote its end state
+    with the epoch rows it would write (the training Session applies the same rule)."""
     reached: dict[str, int] = {}
-    for trains in runs:
+    for trains in runs.values():
         for key in {t.key for t in trains}:
             reached[key] = reached.get(key, 0) + 1
     keys = frozenset(k for k, n in reached.items() if n > 1)
     written: dict[str, frozenset[StepRange]] = {}
-    saved: dict[int, float] = {}
-    for i, trains in enumerate(runs):
+    saved: dict[str, float] = {}
+    for run_id, trains in runs.items():
         for t in trains:
             if t.loadable and t.key in written and set(t.rows) <= written[t.key]:
-                saved[i] = saved.get(i, 0.0) + t.epochs
+                saved[run_id] = saved.get(run_id, 0.0) + t.epochs
             elif t.key in keys and t.key not in written:
                 written[t.key] = t.lineage_rows
     return Sharing(keys, saved)

@@ -41,7 +41,7 @@ from prunebench.prefixes import PrefixStore
 from prunebench.records import EpochRecord, LevelRecord
 from prunebench.seeds import derive_seed
 from prunebench.sparsity import cubic_density, drop_fraction, is_update_step
-from prunebench.spec import Point, RunSpec, WeightPoint, level_steps
+from prunebench.spec import Point, RunSpec, WeightPoint, level_steps, points_in
 from prunebench.store import BackgroundWriter, host_copy
 from prunebench.train import EpochStats, PartialEpoch, Trainer
 
@@ -237,7 +237,7 @@ class TrainingSession:
     # ---- kept weights (spec.keep_weights: a suite entry's keep_weights)
     def _kept_steps(self) -> dict[int, str]:
         """The steps of this level's schedule where the run keeps its model state -> the file name."""
-        return {self.steps(p.at, 0): p.file(self.level) for p in self.spec.keep_weights if p.at is not None and p.matches(self.level)}
+        return {self.steps(p.at, 0): p.file(self.level) for p in points_in(self.spec.keep_weights, self.level)}
 
     def _keep_weights(self, name: str, state: Mapping[str, torch.Tensor] | None = None) -> None:
         """Write the model state (now, or ``state``) as weights/<name>.pt, unless an earlier attempt did."""

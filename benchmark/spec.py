@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -262,6 +262,11 @@ class WeightPoint(StrictModel):
 
     def __str__(self) -> str:
         return f"level {self.level} at " + ("its end" if self.at is None else str(self.at))
+
+
+def points_in(points: Sequence[WeightPoint], level: int) -> list[WeightPoint]:
+    """The points of ``level``'s schedule (an ``at``) among ``points``; level ends are kept by record()."""
+    return [p for p in points if p.at is not None and p.matches(level)]
 
 
 # Values that become part of a path: a plain file name (no separator, not "." or ".."), a run id.

@@ -104,15 +104,14 @@ def test_runs_started_from_a_shared_prefix_record_bitwise_what_training_it_gives
 def test_a_run_keeping_weights_inside_a_shared_train_trains_it_first_and_the_others_load_it(tmp_path):
     """LRR keeping its state at 1ep cannot start from dense's level 0 (it must pass 1ep itself): it
     runs first, and dense loads the level 0 it trained."""
-    from prunebench.executors import execution_order
     from tests.conftest import synthetic_suite
 
     def loaders(lrr: str) -> dict[str, float]:
         path = tmp_path / "s.yaml"
         path.write_text(synthetic_suite("s", f"  - name: dense\n  - {lrr}\n", seeds="[0]"))
         plans = plan_suite(load_suite(path).runs(), tmp_path / "results")
-        order = [p.spec.label for p in execution_order(plans)]
-        return {order[i]: epochs for i, epochs in prefix_sharing(plans, ExecSettings()).saved.items()}
+        label = {p.spec.run_id: p.spec.label for p in plans}
+        return {label[run_id]: epochs for run_id, epochs in prefix_sharing(plans, ExecSettings()).saved.items()}
 
     assert loaders("{name: lrr, levels: 1}") == {"lrr": 2}  # level 0: the 2 epochs dense trains
     assert loaders("{name: lrr, levels: 1, keep_weights: [{level: 0, at: 1ep}]}") == {"dense": 2}

@@ -1,7 +1,8 @@
 """A suite's report as files: <name>.md (leaderboard, references, diagnostics), .csv (one row per run
 and level), .json (the report as data, prunebench.report.document), .png (accuracy against weights
-remaining), -flops.png (accuracy against training FLOPs) and, for suites swept over the input dimension
-(the single hidden neuron), -success-vs-d.png (success rate against d)."""
+remaining), -flops.png (accuracy against training FLOPs), -epochs.png (against cumulative epochs),
+-sign-flips.png (per level), -mask-overlap.png (between methods, with --diagnostics) and, for suites swept
+over the input dimension (the single hidden neuron), -success-vs-d.png (success rate against d)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from prunebench.report.aggregate import SuiteResults
 from prunebench.report.document import SuiteReport, report_json, suite_report
 from prunebench.report.plots import (
     epochs_figure,
+    flops_figure,
     overlap_figure,
-    plot_flops,
-    plot_success_vs_d,
-    plot_suite,
     save_figure,
     sign_flips_figure,
+    success_vs_d_figure,
+    suite_figure,
 )
 from prunebench.report.tables import suite_csv, suite_markdown
 
@@ -34,14 +35,10 @@ def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "", doc
         path = out_dir / f"{sr.name}{suffix}"
         path.write_text(text)
         written.append(path)
-    if (png := plot_suite(sr, out_dir / f"{sr.name}.png")) is not None:
-        written.append(png)
-    if (png := plot_flops(sr, out_dir / f"{sr.name}-flops.png")) is not None:
-        written.append(png)
-    if (png := plot_success_vs_d(sr, out_dir / f"{sr.name}-success-vs-d.png")) is not None:
-        written.append(png)
-    for suffix, figure in (("sign-flips", sign_flips_figure), ("epochs", epochs_figure)):
-        if (png := save_figure(figure(sr), out_dir / f"{sr.name}-{suffix}.png")) is not None:
+    figures = {"": suite_figure, "-flops": flops_figure, "-success-vs-d": success_vs_d_figure,
+               "-sign-flips": sign_flips_figure, "-epochs": epochs_figure}
+    for suffix, figure in figures.items():
+        if (png := save_figure(figure(sr), out_dir / f"{sr.name}{suffix}.png")) is not None:
             written.append(png)
     if document is not None and (png := save_figure(overlap_figure(sr.name, document.mask_overlap),
                                                     out_dir / f"{sr.name}-mask-overlap.png")) is not None:

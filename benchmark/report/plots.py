@@ -12,21 +12,15 @@ from prunebench.report.aggregate import SuiteResults
 
 def plot_suite(sr: SuiteResults, path: Path) -> Path | None:
     """Write the suite's figure as PNG; None when there are no results to plot."""
-    if sr.table.empty:
-        return None
-    fig = suite_figure(sr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
+    return save_figure(suite_figure(sr), path)
 
 
 def suite_figure(sr: SuiteResults):
     """Accuracy vs weights remaining (log axis): a line per method with a ±std band over seeds (at a
     sparsity several levels share, the last one), the dense baseline dashed, references as points
-    with error bars (x markers when approximate)."""
+    with error bars (x markers when approximate); None without results."""
+    if sr.table.empty:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,19 +131,6 @@ def success_vs_d_figure(sr: SuiteResults):
     return fig
 
 
-def plot_success_vs_d(sr: SuiteResults, path: Path) -> Path | None:
-    """Write the success-vs-d figure; None for a suite not swept over d (or without results)."""
-    fig = success_vs_d_figure(sr)
-    if fig is None:
-        return None
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 def flops_figure(sr: SuiteResults):
     """Test accuracy against total training FLOPs (log axis): one marker per method and level, seed std
     as error bars, each method's points joined in order of sparsity; None without recorded FLOPs."""
@@ -246,10 +227,9 @@ def epochs_figure(sr: SuiteResults):
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for label, rows in levels.groupby("label", sort=False):
-        grouped = rows.groupby("level")
-        epochs, acc = grouped["epochs_trained"].mean(), 100 * grouped["test_accuracy"].mean()
-        std = 100 * grouped["test_accuracy"].std(ddof=1).fillna(0)
-        ax.errorbar(epochs.to_numpy(), acc.to_numpy(), yerr=std.to_numpy(), marker="o", markersize=3, capsize=2,
+        _, acc, std = _per_level(rows, "test_accuracy")
+        epochs = rows.groupby("level")["epochs_trained"].mean().to_numpy()
+        ax.errorbar(epochs, acc, yerr=std, marker="o", markersize=3, capsize=2,
                     linewidth=0.8, label=label)
     ax.set_xlabel("cumulative training epochs")
     ax.set_ylabel("test accuracy (%)" if sr.metric == "test acc" else f"{sr.metric} (%)")
