@@ -276,15 +276,17 @@ class ClaimVerdict:
         return self.verdict in ("fails", "invalid")
 
 
+def _claim_cell(label: str, ours: pd.DataFrame, sparsity: float) -> pd.Series | None:
+    """A claim's cell of ``label`` at ``sparsity``: a label with one cell (e.g. dense) stands for every sparsity."""
+    rows = ours[ours["label"] == label]
+    return rows.iloc[0] if len(rows) == 1 else find_cell(ours, label, None, sparsity)
+
+
 def _value(side: Side, ours: pd.DataFrame, sparsity: float) -> tuple[float, float, int] | None:
     """(mean + offset, variance of the mean, seeds) of a side at ``sparsity``; a constant has no noise."""
     if side.label is None:
         return side.offset, 0.0, 0
-    rows = ours[ours["label"] == side.label]
-    if len(rows) == 1:  # a label with one cell (e.g. dense) stands for every sparsity
-        cell = rows.iloc[0]
-    else:
-        cell = find_cell(ours, side.label, None, sparsity)
+    cell = _claim_cell(side.label, ours, sparsity)
     if cell is None:
         return None
     std, n = (None if _missing(cell["std"]) else float(cell["std"])), int(cell["n"])
@@ -302,8 +304,7 @@ def _decide(op: str, left: float, right: float, margin: float) -> str:
 
 
 def _cost(label: str, quantity: str, ours: pd.DataFrame, sparsity: float) -> float | None:
-    rows = ours[ours["label"] == label]
-    cell = rows.iloc[0] if len(rows) == 1 else find_cell(ours, label, None, sparsity)
+    cell = _claim_cell(label, ours, sparsity)
     if cell is None or quantity not in cell or _missing(cell[quantity]):
         return None
     return float(cell[quantity])
