@@ -20,18 +20,28 @@ density), the last level is the cell: it is the method's result. A reference tha
 - **not run**: we have no complete cell at that sparsity.
 
 **Claims** are assertions such as ``lrr >= imp at sparsity >= 90``, ``snip > random at 99``,
-``cyclic >= lrr - 0.5 at sparsity <= 50`` or ``dense >= 85``::
+``cyclic >= lrr - 0.5 at sparsity <= 50``, ``dense >= 85`` or
+``lrr - lrr_sign_perturbation <= imp - imp_sign_perturbation at sparsity >= 50``::
 
-    claim   := side OP side ["at" condition ("and" condition)*]
-    side    := LABEL [("+" | "-") NUMBER] | NUMBER
+    claim   := side OP side ["at" condition ("and" condition)*] ["where" budget ("and" budget)*]
+    side    := term (("+" | "-") term)*                     (at least one LABEL in the claim)
+    term    := LABEL | NUMBER
     condition := "sparsity" CMP NUMBER | NUMBER            (a bare number means sparsity == NUMBER)
+    budget  := QUANTITY CMP [NUMBER "*"] (LABEL | NUMBER)  (QUANTITY: train_flops | inference_flops)
     OP, CMP := >= | > | <= | < | ==
+
+A side with several terms is a difference (or sum) of accuracies, such as a method's drop under a
+perturbation: its value is the signed sum of its labels' means plus its constants, and its noise the
+sum of its labels' variances of the mean (the seeds of different labels are taken as independent:
+conservative for a difference of positively correlated results, such as runs that share seeds). The
+claim is judged as one linear combination, left minus right, so a label on both sides cancels in
+value and in noise. A budget compares the cost of the first label of the left side.
 
 A number with ``%`` or above 1 is a percentage; at most 1 without ``%`` it is a fraction
 (``0.9`` = 90%). The claim is evaluated at every target sparsity where the condition holds and
-both sides have a cell (a label without cells at other sparsities, such as ``dense``, is taken at
-its only cell); it **holds** when it holds at all of them, **fails** when it fails at any, and is
-**not run** when there is no such sparsity.
+every label of the sides has a cell (a label without cells at other sparsities, such as ``dense``,
+is taken at its only cell); it **holds** when it holds at all of them, **fails** when it fails at
+any, and is **not run** when there is no such sparsity.
 """
 
 from __future__ import annotations
@@ -137,8 +147,28 @@ class ClaimError(ValueError):
 
 @dataclass(frozen=True)
 class Side:
-    label: str | None  # None: a constant
-    offset: float  # added to the label's accuracy (or the constant itself)
+    """A signed sum of method labels and constants: ``terms`` the labels with their signs (+1 or -1, a label
+    as often as it is written), ``offset`` the sum of the constants."""
+
+    terms: tuple[tuple[str, float], ...]  # (label, +1 | -1), in the order written; empty: a constant
+    offset: float  # added to the labels' accuracies (or the constant itself)
+
+    @property
+    def label(self) -> str | None:
+        """The first label (a budget's method on the left side); None for a constant."""
+        return self.terms[0][0] if self.terms else None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every label named, once each, in the order written."""
+        return tuple(dict.fromkeys(label for label, _ in self.terms))
+
+    def coefficients(self) -> dict[str, float]:
+        """Each label's coefficient: its signs summed."""
+        out: dict[str, float] = {}
+        for label, sign in self.terms:
+            out[label] = out.get(label, 0.0) + sign
+        return out
 
 
 @dataclass(frozen=True)
@@ -198,17 +228,25 @@ def parse_claim(text: str) -> ParsedClaim:
 
     def side() -> Side:
         nonlocal pos
-        if pos >= len(tokens):
-            raise ClaimError(f"claim {text!r} ends early")
-        token = tokens[pos]
-        pos += 1
-        if (value := _number(token)) is not None:
-            return Side(None, value)
-        offset = 0.0
-        if pos < len(tokens) and tokens[pos] in "+-" and pos + 1 < len(tokens) and _number(tokens[pos + 1]) is not None:
-            offset = _number(tokens[pos + 1]) * (1 if tokens[pos] == "+" else -1)
-            pos += 2
-        return Side(token, offset)
+        terms: list[tuple[str, float]] = []
+        offset, sign = 0.0, 1.0
+        while True:
+            after = f" after {tokens[pos - 1]!r}" if pos > 0 else ""
+            if pos >= len(tokens):
+                raise ClaimError(f"claim {text!r} ends early{after}")
+            token = tokens[pos]
+            pos += 1
+            if (value := _number(token)) is not None:
+                offset += sign * value
+            elif token in _OPS or token in ("+", "-", "*", "at", "and", "where"):
+                raise ClaimError(f"claim {text!r}: expected a method label or a number{after}, got {token!r}")
+            else:
+                terms.append((token, sign))
+            if pos < len(tokens) and tokens[pos] in ("+", "-"):
+                sign = 1.0 if tokens[pos] == "+" else -1.0
+                pos += 1
+                continue
+            return Side(tuple(terms), offset)
 
     left = side()
     if pos >= len(tokens) or tokens[pos] not in _OPS:
@@ -259,7 +297,7 @@ def parse_claim(text: str) -> ParsedClaim:
                 raise ClaimError(f"claim {text!r}: expected 'and', got {tokens[pos]!r}")
             pos += 1
     if left.label is None and right.label is None:
-        raise ClaimError(f"claim {text!r} compares two constants")
+        raise ClaimError(f"claim {text!r} compares two constants: a claim names at least one method label")
     if budgets and left.label is None:
         raise ClaimError(f"claim {text!r}: a budget condition ('where') needs a method on the left")
     return ParsedClaim(left, op, right, tuple(conditions), tuple(budgets))
@@ -282,15 +320,29 @@ def _claim_cell(label: str, ours: pd.DataFrame, sparsity: float) -> pd.Series | 
     return rows.iloc[0] if len(rows) == 1 else find_cell(ours, label, None, sparsity)
 
 
-def _value(side: Side, ours: pd.DataFrame, sparsity: float) -> tuple[float, float, int] | None:
-    """(mean + offset, variance of the mean, seeds) of a side at ``sparsity``; a constant has no noise."""
-    if side.label is None:
-        return side.offset, 0.0, 0
-    cell = _claim_cell(side.label, ours, sparsity)
-    if cell is None:
-        return None
-    std, n = (None if _missing(cell["std"]) else float(cell["std"])), int(cell["n"])
-    return float(cell["mean"]) + side.offset, _var(std, n), n
+def _means(labels: Sequence[str], ours: pd.DataFrame, sparsity: float) -> dict[str, tuple[float, float, int]] | None:
+    """(mean, variance of the mean, seeds) of each label's claim cell at ``sparsity``; None when one has no cell."""
+    out = {}
+    for label in labels:
+        cell = _claim_cell(label, ours, sparsity)
+        if cell is None:
+            return None
+        std, n = (None if _missing(cell["std"]) else float(cell["std"])), int(cell["n"])
+        out[label] = float(cell["mean"]), _var(std, n), n
+    return out
+
+
+def _value(side: Side, means: dict[str, tuple[float, float, int]]) -> float:
+    """A side's value: its labels' means, signed, plus its constants (a constant alone: itself)."""
+    return sum(sign * means[label][0] for label, sign in side.terms) + side.offset
+
+
+def _combination(parsed: ParsedClaim) -> dict[str, float]:
+    """The claim as one linear combination, left minus right: each label's coefficient (0: it cancels)."""
+    out = parsed.left.coefficients()
+    for label, c in parsed.right.coefficients().items():
+        out[label] = out.get(label, 0.0) - c
+    return out
 
 
 def _decide(op: str, left: float, right: float, margin: float) -> str:
@@ -332,27 +384,32 @@ def evaluate_claim(claim: Claim, ours: pd.DataFrame, margin: ClaimMargin | None 
         parsed = parse_claim(claim.claim)
     except ClaimError as e:
         return ClaimVerdict(claim, "invalid", str(e))
-    labels = [s.label for s in (parsed.left, parsed.right) if s.label is not None]
-    labels += [b.label for b in parsed.budgets if b.label is not None and b.label not in labels]
-    unknown = [lb for lb in labels if lb not in set(ours["label"])]
+    sides = list(dict.fromkeys((*parsed.left.labels, *parsed.right.labels)))
+    labels = sides + [b.label for b in parsed.budgets if b.label is not None and b.label not in sides]
+    unknown = list(dict.fromkeys(lb for lb in labels if lb not in set(ours["label"])))
     if unknown:
         return ClaimVerdict(claim, "not run", f"no results for {', '.join(unknown)}")
-    candidates = sorted(set(ours[ours["label"].isin(labels[:2])]["sparsity"].round(4)))
+    combination = _combination(parsed)
+    noisy = [lb for lb in sides if combination[lb] != 0]  # a label on both sides alike cancels, noise and all
+    candidates = sorted(set(ours[ours["label"].isin(sides)]["sparsity"].round(4)))
     sparsities = [s for s in candidates if all(_OPS[cmp](s, x) or math.isclose(s, x, abs_tol=SPARSITY_MATCH) and cmp in (">=", "<=", "==")
                                                for cmp, x in parsed.conditions)]
     checked, failures, unsure, over, one_seed = [], [], [], [], False
     for sparsity in sparsities:
-        left, right = _value(parsed.left, ours, sparsity), _value(parsed.right, ours, sparsity)
-        if left is None or right is None:
+        if (means := _means(sides, ours, sparsity)) is None:
             continue
         if (reason := _within_budget(parsed, ours, sparsity)) is not None:
             over.append(f"{sparsity:.2f}% ({reason})")
             continue
         checked.append(sparsity)
-        one_seed |= k > 0 and any(n == 1 for side, (_, _, n) in ((parsed.left, left), (parsed.right, right)) if side.label)
-        allowed = k * math.sqrt(left[1] + right[1]) + points
-        verdict = _decide(parsed.op, left[0], right[0], allowed)
-        shown = f"at {sparsity:.2f}%: {left[0]:.2f} {parsed.op} {right[0]:.2f}"
+        one_seed |= k > 0 and any(means[lb][2] == 1 for lb in noisy)
+        allowed = k * math.sqrt(sum(combination[lb] ** 2 * means[lb][1] for lb in noisy)) + points
+        # decided on left - right with the labels that cancel left out (each side keeps its constants:
+        # a claim of one label a side compares exactly as it reads)
+        ahead = sum(combination[lb] * means[lb][0] for lb in noisy if combination[lb] > 0) + parsed.left.offset
+        behind = sum(-combination[lb] * means[lb][0] for lb in noisy if combination[lb] < 0) + parsed.right.offset
+        verdict = _decide(parsed.op, ahead, behind, allowed)
+        shown = f"at {sparsity:.2f}%: {_value(parsed.left, means):.2f} {parsed.op} {_value(parsed.right, means):.2f}"
         if verdict == "fails":
             failures.append(f"{shown} is false" + (f" by more than the margin {allowed:.2f}" if allowed else ""))
         elif verdict == "inconclusive":

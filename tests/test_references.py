@@ -1,6 +1,7 @@
 """Verdicts and claims on constructed results (percent units)."""
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -189,3 +190,109 @@ def test_an_inconclusive_claim_says_where_and_by_how_much():
 def test_one_seed_gives_no_noise_estimate_and_says_so():
     v = evaluate_claim(Claim(claim="snip < dense - 3 at 90", source="t"), OURS, MARGIN)
     assert v.verdict == "holds" and "one seed on a side: no noise estimate there" in v.detail
+
+
+# ---- a side that is a difference (any signed sum) of labels and constants
+DROPS = cells(table([
+    # at 50%: lrr drops 1.0 under sign perturbation, imp 2.0; at 90%: lrr 1.5, imp 2.0; at 80% imp_sp has no cell
+    ("lrr", "", 3, 50.0, 93.0, 0.3, 3), ("lrr_sp", "", 3, 50.0, 92.0, 0.3, 3),
+    ("imp", "", 3, 50.0, 92.0, 0.2, 3), ("imp_sp", "", 3, 50.0, 90.0, 0.4, 3),
+    ("lrr", "", 7, 80.0, 92.0, 0.3, 3), ("lrr_sp", "", 7, 80.0, 90.0, 0.3, 3), ("imp", "", 7, 80.0, 91.0, 0.2, 3),
+    ("lrr", "", 10, 90.0, 91.0, 0.2, 2), ("lrr_sp", "", 10, 90.0, 89.5, 0.2, 2),
+    ("imp", "", 10, 90.0, 90.0, 0.2, 2), ("imp_sp", "", 10, 90.0, 88.0, 0.4, 4),
+    ("noisy", "", 1, 20.0, 70.0, 3.0, 3), ("noisy", "", 3, 50.0, 80.0, 3.0, 3),  # no cell at 80% or 90%
+    ("solo", "", 3, 50.0, 85.0, None, 1), ("solo", "", 10, 90.0, 84.0, None, 1),
+]))
+DROP_50 = 2 * math.sqrt((0.3**2 + 0.3**2 + 0.2**2 + 0.4**2) / 3)  # 0.712: every label's variance of the mean, summed
+DROP_90 = 2 * math.sqrt(0.2**2 / 2 + 0.2**2 / 2 + 0.2**2 / 2 + 0.4**2 / 4)  # 0.632
+
+
+def test_a_difference_side_parses_to_signed_terms():
+    c = parse_claim("lrr - lrr_sp <= imp - imp_sp + 0.5 - lrr at sparsity >= 50")
+    assert c.left.terms == (("lrr", 1.0), ("lrr_sp", -1.0)) and c.left.offset == 0 and c.left.label == "lrr"
+    assert c.right.terms == (("imp", 1.0), ("imp_sp", -1.0), ("lrr", -1.0)) and c.right.offset == 0.5
+    assert c.right.labels == ("imp", "imp_sp", "lrr") and c.conditions == ((">=", 50.0),)
+    twice = parse_claim("a + a - b >= 1 - 2 + c")
+    assert twice.left.coefficients() == {"a": 2.0, "b": -1.0} and twice.right.offset == -1.0 and twice.right.label == "c"
+
+
+def test_a_difference_claim_compares_the_side_values_where_every_label_has_a_cell():
+    v = evaluate_claim(Claim(claim="lrr - lrr_sp <= imp - imp_sp at sparsity >= 50", source="t"), DROPS)
+    assert v.verdict == "holds" and v.detail == "checked at 2 sparsities (50.00%, 90.00%)"  # 80%: imp_sp has no cell
+    v = evaluate_claim(Claim(claim="lrr - lrr_sp > imp - imp_sp at 90", source="t"), DROPS)
+    assert v.verdict == "fails" and v.detail == "at 90.00%: 1.50 > 2.00 is false"
+
+
+def test_a_difference_is_checked_where_any_of_its_labels_has_cells():
+    v = evaluate_claim(Claim(claim="dense - rigl >= 4 + sculpt - sculpt", source="t"), budget_cells())  # dense: one cell, every sparsity
+    assert v.verdict == "holds" and v.detail == "checked at 2 sparsities (90.00%, 95.00%)"  # 5.00 and 15.00 >= 4.00
+
+
+def test_a_difference_claim_holds_fails_or_is_inconclusive_within_the_summed_noise():
+    holds = evaluate_claim(Claim(claim="lrr - lrr_sp <= imp - imp_sp at 50", source="t"), DROPS, MARGIN)
+    assert holds.verdict == "holds", holds.detail  # lead 2.0 - 1.0 = 1.0 > 0.712
+    fails = evaluate_claim(Claim(claim="imp - imp_sp <= lrr - lrr_sp at 50", source="t"), DROPS, MARGIN)
+    assert fails.verdict == "fails" and fails.detail == f"at 50.00%: 2.00 <= 1.00 is false by more than the margin {DROP_50:.2f}"
+    unsure = evaluate_claim(Claim(claim="lrr - lrr_sp <= imp - imp_sp at 90", source="t"), DROPS, MARGIN)
+    assert unsure.verdict == "inconclusive"  # lead 0.5 < 0.632
+    assert unsure.detail == f"at 90.00%: 1.50 <= 2.00: within the margin {DROP_90:.2f}" and f"{DROP_90:.2f}" == "0.63"
+    both = evaluate_claim(Claim(claim="lrr - lrr_sp <= imp - imp_sp at sparsity >= 50", source="t"), DROPS, MARGIN)
+    assert both.verdict == "inconclusive" and both.detail.startswith("at 90.00%")  # holds at 50%, undecided at 90%
+    wider = evaluate_claim(Claim(claim="lrr - lrr_sp <= imp - imp_sp at 50", source="t"), DROPS, ClaimMargin(k=2.0, points=0.3))
+    assert wider.verdict == "inconclusive" and f"within the margin {DROP_50 + 0.3:.2f}" in wider.detail  # 1.0 < 1.012
+
+
+def test_a_label_on_both_sides_cancels_in_value_and_noise():
+    # noisy (std 3) on both sides: imp - imp_sp - 1 = 1.0 against 2 * sqrt((0.04 + 0.16) / 3) = 0.516 alone;
+    # counted, noisy's variance would widen the margin past 5 points and leave the claim undecided
+    v = evaluate_claim(Claim(claim="noisy + imp >= noisy + imp_sp + 1 at sparsity >= 50", source="t"), DROPS, MARGIN)
+    assert v.verdict == "holds" and v.detail == "checked at 1 sparsity (50.00%)", v.detail  # noisy has no cell at 90%
+    margin = 2 * math.sqrt((0.2**2 + 0.4**2) / 3)
+    v = evaluate_claim(Claim(claim="noisy + imp_sp >= noisy + imp at 50", source="t"), DROPS, MARGIN)
+    assert v.verdict == "fails" and v.detail == f"at 50.00%: 170.00 >= 172.00 is false by more than the margin {margin:.2f}"
+    cancelled = evaluate_claim(Claim(claim="solo - lrr_sp >= solo - lrr + 0.5 at 50", source="t"), DROPS, MARGIN)
+    assert cancelled.verdict == "holds" and "one seed" not in cancelled.detail  # 1.0 - 0.5 > 2 * sqrt(0.18 / 3)
+    doubled = evaluate_claim(Claim(claim="lrr + lrr >= imp + imp + 1.3 at 50", source="t"), DROPS, MARGIN)
+    assert doubled.verdict == "inconclusive"  # lead 0.7; coefficient 2: 4 variances each, 2 * sqrt(4 * 0.13 / 3) = 0.83
+    assert doubled.detail == f"at 50.00%: 186.00 >= 185.30: within the margin {2 * math.sqrt(4 * (0.3**2 + 0.2**2) / 3):.2f}"
+    counted = evaluate_claim(Claim(claim="lrr - solo >= 7 at 50", source="t"), DROPS, MARGIN)
+    assert counted.verdict == "holds" and "one seed on a side: no noise estimate there" in counted.detail
+
+
+def test_a_side_may_lead_with_a_constant():
+    exact = evaluate_claim(Claim(claim="93 - lrr_sp <= 1.5 at 50", source="t"), DROPS)
+    assert exact.verdict == "holds"
+    v = evaluate_claim(Claim(claim="93 - lrr_sp <= 0.5 at 50", source="t"), DROPS, MARGIN)
+    assert v.verdict == "fails" and v.detail == f"at 50.00%: 1.00 <= 0.50 is false by more than the margin {2 * 0.3 / math.sqrt(3):.2f}"
+    assert evaluate_claim(Claim(claim="93 - lrr_sp <= 1.2 at 50", source="t"), DROPS, MARGIN).verdict == "inconclusive"
+
+
+def test_a_budget_under_a_difference_is_the_cost_of_the_left_sides_first_label():
+    first_rigl = evaluate_claim(Claim(claim="rigl - sculpt + 2 >= 0 where train_flops <= 2e12", source="t"), budget_cells())
+    assert first_rigl.verdict == "holds"  # rigl costs 1e12 at 90%, 3e12 at 95%
+    assert first_rigl.detail == "checked at 1 sparsity (90.00%); outside the budget at 95.00% (train_flops 3e+12 <= 2e+12 is false)"
+    first_sculpt = evaluate_claim(Claim(claim="sculpt - rigl <= 2 where train_flops <= 2e12", source="t"), budget_cells())
+    assert first_sculpt.verdict == "holds" and first_sculpt.detail == "checked at 2 sparsities (90.00%, 95.00%)"  # sculpt: 2e12
+    led = evaluate_claim(Claim(claim="80 - rigl >= sculpt - 90 at 95 where train_flops <= 3 * sculpt", source="t"), budget_cells())
+    assert led.verdict == "holds" and led.detail == "checked at 1 sparsity (95.00%)"  # 10.00 >= -19.00; rigl 3e12 <= 6e12
+    no_label = evaluate_claim(Claim(claim="80 + 1 >= rigl where train_flops <= sculpt", source="t"), budget_cells())
+    assert no_label.verdict == "invalid" and "needs a method on the left" in no_label.detail
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lrr - lrr_sp <= imp -", "ends early after '-'"),
+    ("lrr - ", "ends early after '-'"),
+    ("lrr - >= imp", "expected a method label or a number after '-', got '>='"),
+    ("lrr >= imp + at 90", "expected a method label or a number after '+', got 'at'"),
+    ("1 + 2 >= 3 - 0.5", "compares two constants"),
+    ("lrr * 2 >= imp", "expected one of"),
+])
+def test_malformed_difference_sides_do_not_parse(text, message):
+    with pytest.raises(ClaimError, match=re.escape(message)):
+        parse_claim(text)
+    assert evaluate_claim(Claim(claim=text, source="t"), DROPS).verdict == "invalid"
+
+
+def test_a_difference_naming_a_label_without_results_is_not_run():
+    v = evaluate_claim(Claim(claim="lrr - synflow <= imp - imp_sp", source="t"), DROPS)
+    assert v.verdict == "not run" and v.detail == "no results for synflow"
