@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from prunebench.analyses import analyse_suite
 from prunebench.executors import PlannedRun, Worker, plan_suite, require_data, run_local, run_pool, select
 from prunebench.report import SuiteResults, collect, leaderboard_rows, suites_in
 from prunebench.runner import Outcome
@@ -53,7 +54,8 @@ def suite_meta(suite: Suite, overrides: Sequence[str] = ()) -> dict[str, Any]:
     spec = suite.spec
     return {"source": suite.path, "reduced": spec.reduced_applied, "overrides": list(overrides),
             "description": spec.description, "notes": spec.notes, "metric": spec.metric,
-            "references": spec.references.model_dump(mode="json")}
+            "references": spec.references.model_dump(mode="json"),
+            "analyses": spec.analyses.model_dump(mode="json") if spec.analyses else None}
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class SuiteRun:
 
     outcomes: list[Outcome]
     results: SuiteResults
+    analysed: tuple[int, int] = (0, 0)  # runs whose analyses were measured now, runs whose analyses wait
 
     @property
     def incomplete(self) -> list[Outcome]:
@@ -72,7 +75,8 @@ def execute_suite(suite: Suite, plans: Sequence[PlannedRun], results: Path, sett
                   overrides: Sequence[str] = (), workers: Sequence[Worker] | None = None, retry_failed: bool = False,
                   progress: bool = True, should_stop: Callable[[], bool] | None = None) -> SuiteRun:
     """Record the resolved suite beside the runs, execute the planned runs (in this process, or on
-    ``workers``), then collect the suite's results and verdicts from the records."""
+    ``workers``), measure the analyses the suite asks for (prunebench.analyses), then collect the
+    suite's results and verdicts from the records."""
     results = Path(results)
     require_data(plans, settings.data_root)  # DatasetError before anything starts
     save_resolved_suite(results, result_name(suite, overrides), suite.runs(), suite_meta(suite, overrides))
@@ -81,7 +85,9 @@ def execute_suite(suite: Suite, plans: Sequence[PlannedRun], results: Path, sett
                             should_stop=should_stop)
     else:
         outcomes = run_local(plans, results, settings, retry_failed=retry_failed, progress=progress, should_stop=should_stop)
-    return SuiteRun(outcomes, suite_results(suite, results, overrides))
+    stopped = should_stop is not None and should_stop()
+    analysed = (0, 0) if stopped else analyse_suite(suite.runs(), suite.spec.analyses, results, settings)
+    return SuiteRun(outcomes, suite_results(suite, results, overrides), analysed)
 
 
 def suite_results(suite: Suite, results: Path, overrides: Sequence[str] = ()) -> SuiteResults:

@@ -237,6 +237,11 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         return
     if dry_run:
         _print_plan(plans, retry_failed, results_dir, settings)
+        if loaded.spec.analyses is not None:
+            from prunebench.analyses import pending
+
+            todo = len(pending(loaded.runs(), loaded.spec.analyses, results_dir))
+            click.echo(f"Analyses (analyses:): {todo} run{'s' if todo != 1 else ''} to measure once the runs are complete.")
         return
     from prunebench.data import DatasetError
     from prunebench.executors import require_data
@@ -261,6 +266,10 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
     if any(o.status == "interrupted" for o in done.outcomes):
         click.echo("interrupted: a checkpoint was written; run the same command again to resume", err=True)
     click.echo(f"{outcome_summary(done.outcomes)}; {time.perf_counter() - started:.1f} s; records in {results_dir}/", err=True)
+    if any(done.analysed):
+        measured, waiting = done.analysed
+        click.echo(f"analyses: {measured} run{'s' if measured != 1 else ''} measured" +
+                   (f", {waiting} waiting for records (theirs or their next seed's)" if waiting else ""), err=True)
     if check_after:
         sys.exit(_check_exit(done.results, strict=False))
     if done.incomplete:

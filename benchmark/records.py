@@ -94,6 +94,38 @@ class RunResult(BaseModel):
     files: dict[str, FileDigest] = Field(default_factory=dict)  # level files (masks/, signs/): path -> digest
 
 
+class LinePath(BaseModel):
+    """Test error and loss at evenly spaced states on the line between two kept states (prunebench.landscape)."""
+
+    alphas: list[float]
+    errors: list[float]  # fractions
+    losses: list[float]
+    barrier: float  # the highest error above the mean of the two ends' (a fraction)
+
+
+class LandscapeLevel(BaseModel):
+    """The analyses of one level's end state (``analyses:`` of a suite)."""
+
+    level: int
+    lmc_levels: LinePath | None = None  # from the previous level's end to this one's
+    lmc_seeds: LinePath | None = None  # from this run's state to the next seed's, at the same level
+    hessian_top_eigenvalue: float | None = None
+    hessian_products: int | None = None  # Hessian-vector products the power iteration took
+    hessian_trace: float | None = None
+
+
+class AnalysisRecord(BaseModel):
+    """RESULTS/<run>/analyses/<key>.json: what ``bench run`` measured from a run's kept states."""
+
+    run_id: str
+    key: str  # prunebench.spec.AnalysesSpec.key of the settings below
+    settings: dict[str, Any]
+    partner: str | None = None  # the run id of the next seed's run (lmc between seeds)
+    levels: list[LandscapeLevel]
+    wall_time_s: float
+    device: str
+
+
 MetricsRow = EpochRecord | LevelRecord
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from prunebench.api import get_method, get_scorer
 from prunebench.cpus import usable_cpus
@@ -240,11 +241,9 @@ def _git_state() -> dict[str, Any]:
     return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
-def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: DataCache, device: torch.device,
-                  on_progress: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None,
-                  producers: dict[str, RunRecords] | None = None, prefixes: PrefixStore | None = None,
-                  shared_prefixes: frozenset[str] = frozenset()) -> TrainingSession:
-    """Data, model (initialised from the run's seed), trainer and Session of a run."""
+def build_trainer(spec: RunSpec, settings: ExecSettings, data: DataCache,
+                  device: torch.device) -> tuple[Trainer, dict[str, nn.Parameter], int]:
+    """Data, model (initialised from the run's seed) and trainer of a run, its prunable weights and class count."""
     prepared = data.get(spec.data, settings.data_root)
     torch.manual_seed(derive_seed(spec.seed, "init"))
     model = build_model(spec.model, prepared.num_classes, prepared.shape).to(device)
@@ -262,7 +261,16 @@ def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: Data
         compile_update=settings.compile_update,
         optimizer_impl=settings.optimizer_impl,
     )
-    return TrainingSession(spec, trainer, prunable, run, num_classes=prepared.num_classes,
+    return trainer, prunable, prepared.num_classes
+
+
+def build_session(spec: RunSpec, run: RunDir, settings: ExecSettings, data: DataCache, device: torch.device,
+                  on_progress: Callable[[float], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                  producers: dict[str, RunRecords] | None = None, prefixes: PrefixStore | None = None,
+                  shared_prefixes: frozenset[str] = frozenset()) -> TrainingSession:
+    """The Session of a run, over its trainer (build_trainer)."""
+    trainer, prunable, num_classes = build_trainer(spec, settings, data, device)
+    return TrainingSession(spec, trainer, prunable, run, num_classes=num_classes,
                    checkpoint_every=settings.checkpoint_every, checkpoint_interval_s=settings.checkpoint_interval_s,
                    on_progress=on_progress, should_stop=should_stop, producers=producers,
                    async_checkpoints=settings.async_checkpoints, prefixes=prefixes, shared_prefixes=shared_prefixes)

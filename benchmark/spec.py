@@ -269,6 +269,43 @@ def points_in(points: Sequence[WeightPoint], level: int) -> list[WeightPoint]:
     return [p for p in points if p.at is not None and p.matches(level)]
 
 
+class LmcSpec(StrictModel):
+    """Linear mode connectivity (prunebench.landscape): the test error at ``points`` evenly spaced states
+    on the line between two kept states. ``levels``: each level's end and the previous level's (for
+    cyclic training, consecutive cycles); ``seeds``: one level's end in two runs that differ only in
+    their seed (each seed with the next in the suite's list)."""
+
+    between: list[Literal["levels", "seeds"]] = Field(default_factory=lambda: ["levels"], min_length=1)
+    points: int = Field(11, ge=3, description="alphas 0, 1/(points-1), ..., 1")
+
+
+class HessianSpec(StrictModel):
+    """The training loss's Hessian at each level's end (prunebench.landscape.Curvature): its largest
+    eigenvalue by power iteration (pyhessian's defaults: at most 100 products, relative tolerance 1e-3)
+    and its trace by Hutchinson's estimator (the authors' quantity)."""
+
+    batches: int = Field(1, ge=1, description="the first N training batches in file order, unaugmented, at the train "
+                         "batch size (the authors' code takes one, augmented)")
+    iterations: int = Field(100, ge=1)
+    tol: float = Field(1e-3, ge=0)
+    trace_samples: int = Field(10, ge=0, description="Rademacher probes of the trace (0: no trace)")
+
+
+class AnalysesSpec(StrictModel):
+    """What ``bench run`` measures after the runs, from the states they kept (``keep_weights: [{level: every}]``
+    on every entry named here); never part of a run id, stored beside the records in RESULTS/<run>/analyses/."""
+
+    methods: list[str] = Field(min_length=1, description="the labels analysed")
+    lmc: LmcSpec | None = None
+    hessian: HessianSpec | None = None
+
+    @property
+    def key(self) -> str:
+        """What the stored analyses of a run are named by: a changed setting measures anew."""
+        body = self.model_dump(mode="json", exclude={"methods"})
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+
+
 # Values that become part of a path: a plain file name (no separator, not "." or ".."), a run id.
 def _not_dots(name: str) -> str:
     if name in (".", ".."):
@@ -295,6 +332,7 @@ class SuiteSpec(StrictModel):
     methods: list[dict[str, Any]] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
     references: ReferencesSpec = ReferencesSpec()
+    analyses: AnalysesSpec | None = None
     reduced: dict[str, Any] | None = Field(None, description="overrides applied by --reduced")
     reduced_applied: bool = False
 

@@ -44,11 +44,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from prunebench.messages import LOGGER
-from prunebench.records import EpochRecord, FileDigest, RunResult, parse_row
+from prunebench.records import AnalysisRecord, EpochRecord, FileDigest, RunResult, parse_row
 from prunebench.spec import DataSpec, FileName, ModelSpec, PruneSpec, RunSpec, TrainSpec, WeightPoint
 
 SUITES_DIR = "suites"
 LEVEL_FILES = ("masks", "signs", "weights")  # per-level record folders, digested into result.json
+ANALYSES_DIR = "analyses"  # what `bench run` measured from kept states afterwards (suite `analyses:`): not digested, redone when unreadable
 log = logging.getLogger(LOGGER)
 
 
@@ -361,6 +362,18 @@ class RunDir:
 
     def has_weights(self, name: str) -> bool:
         return (self.path / "weights" / f"{name}.pt").is_file()
+
+    def analysis(self, key: str) -> AnalysisRecord | None:
+        """The analyses stored under ``key`` (prunebench.spec.AnalysesSpec.key), or None (an unreadable
+        file counts as none: measured again)."""
+        path = self.path / ANALYSES_DIR / f"{key}.json"
+        try:
+            return AnalysisRecord.model_validate_json(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def save_analysis(self, record: AnalysisRecord) -> None:
+        atomic_write_json(self.path / ANALYSES_DIR / f"{record.key}.json", record.model_dump(mode="json"))
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         folder = self.path / "checkpoints"

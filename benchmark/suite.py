@@ -302,6 +302,7 @@ def load_suite(path: str | Path, *, reduced: bool = False, overrides: Sequence[s
         _check_producers(methods, raw, errors)
     if spec is not None:
         _check_reference_labels(spec, labels, raw, errors)
+        _check_analyses(spec, methods, raw, errors)
     for label in {lb for lb in labels if labels.count(lb) > 1}:
         errors.append(f"{_where(raw, ('methods',))}: methods: label {label!r} used twice; give entries distinct 'label:'s")
     if errors:
@@ -378,10 +379,27 @@ def _check_reference_labels(spec: SuiteSpec, labels: list[str], raw: MarkedDict,
             parsed = parse_claim(claim.claim)
         except ClaimError:
             continue  # reported where claims are validated
-        named = [parsed.left.label, parsed.right.label, *(b.label for b in parsed.budgets)]
+        named = [*parsed.left.labels, *parsed.right.labels, *(b.label for b in parsed.budgets)]
         for label in dict.fromkeys(lb for lb in named if lb is not None and lb not in labels):
             errors.append(f"{_where(raw, ('references', 'claims', i, 'claim'))}: references.claims[{i}]: {claim.claim!r} "
                           f"names no method of the suite: {label!r}{_suggest(label, labels)}")
+
+
+def _check_analyses(spec: SuiteSpec, methods: list[ResolvedMethod], raw: MarkedDict, errors: list[str]) -> None:
+    """Analysed labels exist and keep the states the analyses read: every level's end."""
+    if spec.analyses is None:
+        return
+    if spec.analyses.lmc is None and spec.analyses.hessian is None:
+        errors.append(f"{_where(raw, ('analyses',))}: analyses: name what to measure: lmc: {{...}}, hessian: {{...}} or both")
+    by_label = {m.label: m for m in methods}
+    for j, label in enumerate(spec.analyses.methods):
+        where = f"{_where(raw, ('analyses', 'methods', j))}: analyses.methods[{j}]"
+        m = by_label.get(label)
+        if m is None:
+            errors.append(f"{where}: no method entry labelled {label!r}{_suggest(label, list(by_label))}")
+        elif not any(k.level == "every" and k.at is None for k in m.keep_weights):
+            errors.append(f"{where}: {label!r} keeps no state at every level's end, which the analyses read: "
+                          "give its entry keep_weights: [{level: every}]")
 
 
 def _resolve_method(i: int, entry: Any, raw: MarkedDict, errors: list[str], parts: bool = True) -> ResolvedMethod | None:

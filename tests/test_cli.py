@@ -359,6 +359,7 @@ def test_the_summary_counts_each_run_as_what_happened_to_it():
 @pytest.mark.parametrize("claim, message", [
     ("ip >= dense", "names no method of the suite: 'ip'; did you mean 'imp'?"),
     ("lrr >= imp where train_flops <= 2 * rgl", "names no method of the suite: 'rgl'"),
+    ("lrr - imp >= dense - lr at 50", "names no method of the suite: 'lr'; did you mean 'lrr'?"),  # any term of a difference
 ])
 def test_references_and_claims_must_name_the_suites_labels(tmp_path, claim, message):
     path = tmp_path / "s.yaml"

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from prunebench.records import LevelRecord, RunResult
+from prunebench.records import AnalysisRecord, LandscapeLevel, LevelRecord, RunResult
 from prunebench.references import ClaimVerdict, Verdict, cells, evaluate_claim, judge_all
-from prunebench.spec import ClaimMargin, ReferencesSpec, RunSpec, Tolerance
+from prunebench.spec import AnalysesSpec, ClaimMargin, ReferencesSpec, RunSpec, Tolerance
 from prunebench.store import SUITES_DIR, RunDir, load_resolved_suites, read_json
 
 # Level-record fields averaged over seeds into every cell (a leaderboard column may show any of them).
@@ -30,12 +30,37 @@ LEVEL_FIELDS = CELL_FIELDS + ("kept", "prunable", "wall_time_s", "sign_flips_vs_
                               "mask_iou_previous")
 
 
-def level_rows(results: Path, specs: Sequence[RunSpec], read: Mapping[str, RunResult | None] | None = None) -> pd.DataFrame:
+# What the suite's analyses measured at a level (prunebench.analyses), as columns of the level rows.
+LANDSCAPE_FIELDS = ("lmc_levels_barrier", "lmc_seeds_barrier", "hessian_top_eigenvalue", "hessian_trace")
+
+
+def analysis_records(results: Path, specs: Sequence[RunSpec], meta: Mapping[str, Any]) -> dict[str, AnalysisRecord]:
+    """Run id -> the analyses stored for it under the suite's ``analyses:`` settings (none asked: empty)."""
+    if not meta.get("analyses"):
+        return {}
+    analyses = AnalysesSpec.model_validate(meta["analyses"])
+    found = {s.run_id: RunDir(results, s).analysis(analyses.key) for s in specs if s.label in analyses.methods}
+    return {run_id: record for run_id, record in found.items() if record is not None}
+
+
+def _landscape(level: LandscapeLevel | None) -> dict[str, float]:
+    if level is None:
+        return {}
+    values = {"lmc_levels_barrier": level.lmc_levels and level.lmc_levels.barrier,
+              "lmc_seeds_barrier": level.lmc_seeds and level.lmc_seeds.barrier,
+              "hessian_top_eigenvalue": level.hessian_top_eigenvalue, "hessian_trace": level.hessian_trace}
+    return {k: math.nan if v is None else float(v) for k, v in values.items()}
+
+
+def level_rows(results: Path, specs: Sequence[RunSpec], read: Mapping[str, RunResult | None] | None = None,
+               analysed: Mapping[str, AnalysisRecord] | None = None) -> pd.DataFrame:
     """One row per (run, level) of the complete runs among ``specs``: the run's keys, then every number
     of its level record in the record's units (fractions, not percent), the range of its layer densities
-    and how many layers collapsed. The tidy table of a suite: the CSV and the JSON report write it whole.
-    ``read``: the runs' results by run id (None: not complete), where the caller has read them already."""
+    and how many layers collapsed, and where the suite's analyses measured the run, LANDSCAPE_FIELDS.
+    The tidy table of a suite: the CSV and the JSON report write it whole. ``read``: the runs' results
+    by run id (None: not complete), where the caller has read them already; ``analysed``: analysis_records()."""
     rows = []
+    analysed = analysed or {}
     for order, spec in enumerate(specs):
         run_id = spec.run_id
         result = read[run_id] if read is not None else RunDir(results, spec).result()
@@ -43,7 +68,8 @@ def level_rows(results: Path, specs: Sequence[RunSpec], read: Mapping[str, RunRe
             continue
         keys = {"order": order, "label": spec.label, "variant": spec.variant, "method": spec.method, "seed": spec.seed,
                 "run_id": run_id}
-        rows += [{**keys, "level": level.level, **_numbers(level)} for level in result.levels]
+        landscape = {row.level: row for row in analysed[run_id].levels} if run_id in analysed else {}
+        rows += [{**keys, "level": level.level, **_numbers(level), **_landscape(landscape.get(level.level))} for level in result.levels]
     return pd.DataFrame(rows)
 
 
@@ -92,6 +118,7 @@ class SuiteResults:
     provenance: str = ""
     levels: pd.DataFrame = field(default_factory=pd.DataFrame)  # level_rows(): one row per run and level
     run_results: dict[str, RunResult] = field(default_factory=dict)  # run id -> its result.json (complete runs), read once
+    analyses: dict[str, AnalysisRecord] = field(default_factory=dict)  # run id -> what the suite's analyses measured
 
     @property
     def counts(self) -> dict[str, int]:
@@ -119,7 +146,8 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
     references = references or ReferencesSpec.model_validate(meta.get("references") or {})
     runs = {s.run_id: RunDir(results, s) for s in specs}
     read = {run_id: run.result() for run_id, run in runs.items()}  # each result.json read once
-    levels = level_rows(results, specs, read)
+    analysed = analysis_records(results, specs, meta)
+    levels = level_rows(results, specs, read, analysed)
     table = aggregate(levels)
     statuses = {run_id: "complete" if read[run_id] is not None else run.status() for run_id, run in runs.items()}
     failures = {run_id: ((runs[run_id].failure() or {}).get("reason") or "").split("\n")[0]
@@ -135,6 +163,7 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
         provenance=provenance_line([runs[s.run_id] for s in specs if statuses[s.run_id] == "complete"]),
         levels=levels.drop(columns="order") if not levels.empty else levels,
         run_results={run_id: result for run_id, result in read.items() if result is not None},
+        analyses=analysed,
     )
 
 

@@ -95,6 +95,11 @@ class LevelEntry(_Strict):
     layer_density_min: float | None
     layer_density_max: float | None
     collapsed_layers: float
+    # what the suite's ``analyses:`` measured (absent in suites without analyses)
+    lmc_levels_barrier: float | None = None
+    lmc_seeds_barrier: float | None = None
+    hessian_top_eigenvalue: float | None = None
+    hessian_trace: float | None = None
 
 
 class VerdictEntry(_Strict):

@@ -1,7 +1,8 @@
 """A suite's report as files: <name>.md (leaderboard, references, diagnostics), .csv (one row per run
 and level), .json (the report as data, prunebench.report.document), .png (accuracy against weights
 remaining), -flops.png (accuracy against training FLOPs), -epochs.png (against cumulative epochs),
--sign-flips.png (per level), -mask-overlap.png (between methods, with --diagnostics) and, for suites swept
+-sign-flips.png (per level), -landscape.png (linear mode connectivity and curvature, for suites with
+``analyses:``), -mask-overlap.png (between methods, with --diagnostics) and, for suites swept
 over the input dimension (the single hidden neuron), -success-vs-d.png (success rate against d)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from prunebench.report.document import SuiteReport, report_json, suite_report
 from prunebench.report.plots import (
     epochs_figure,
     flops_figure,
+    landscape_figure,
     overlap_figure,
     save_figure,
     sign_flips_figure,
@@ -36,7 +38,7 @@ def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "", doc
         path.write_text(text)
         written.append(path)
     figures = {"": suite_figure, "-flops": flops_figure, "-success-vs-d": success_vs_d_figure,
-               "-sign-flips": sign_flips_figure, "-epochs": epochs_figure}
+               "-sign-flips": sign_flips_figure, "-epochs": epochs_figure, "-landscape": landscape_figure}
     for suffix, figure in figures.items():
         if (png := save_figure(figure(sr), out_dir / f"{sr.name}{suffix}.png")) is not None:
             written.append(png)

@@ -175,11 +175,11 @@ def save_figure(fig, path: Path) -> Path | None:
     return path
 
 
-def _per_level(rows, column: str):
-    """(levels, mean, std over seeds) of ``column`` (fractions -> percent) per level of one label."""
+def _per_level(rows, column: str, scale: float = 100.0):
+    """(levels, mean, std over seeds) of ``column`` per level of one label, times ``scale`` (fractions -> percent)."""
     grouped = rows.groupby("level")[column]
     mean, std = grouped.mean(), grouped.std(ddof=1).fillna(0)
-    return mean.index.to_numpy(), 100 * mean.to_numpy(), 100 * std.to_numpy()
+    return mean.index.to_numpy(), scale * mean.to_numpy(), scale * std.to_numpy()
 
 
 def sign_flips_figure(sr: SuiteResults):
@@ -277,3 +277,65 @@ def overlap_figure(name: str, overlaps: Sequence[Any]):
 def _methods(pairs: Any) -> list[str]:
     """The methods of (a, b) pairs, in order of appearance."""
     return list(dict.fromkeys(m for pair in pairs for m in pair))
+
+
+def landscape_figure(sr: SuiteResults):
+    """What the suite's analyses measured: the test error along the line from the previous level's end
+    state to the last level's (mean over seeds, per method), the error barrier per level (against the
+    previous level: solid; against the next seed: dashed) and the Hessian's top eigenvalue per level,
+    with seed std bands; None when the suite asks for no analyses."""
+    from prunebench.report.aggregate import LANDSCAPE_FIELDS
+
+    levels = sr.levels
+    if levels.empty or not set(LANDSCAPE_FIELDS) <= set(levels) or levels[list(LANDSCAPE_FIELDS)].isna().all().all():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (path_ax, barrier_ax, hessian_ax) = plt.subplots(1, 3, figsize=(15, 4), dpi=120)
+    labels = {s.run_id: s.label for s in sr.specs}
+    curves: dict[str, tuple[int, list[list[float]], list[float]]] = {}
+    for run_id, record in sr.analyses.items():
+        last = next((row for row in reversed(record.levels) if row.lmc_levels is not None), None)
+        if last is None:
+            continue
+        level, errors, alphas = curves.get(labels[run_id], (last.level, [], last.lmc_levels.alphas))
+        if last.level == level:
+            errors.append(last.lmc_levels.errors)
+            curves[labels[run_id]] = (level, errors, alphas)
+    for label, (level, errors, alphas) in curves.items():
+        e = 100 * np.array(errors)
+        (line,) = path_ax.plot(alphas, e.mean(0), marker="o", markersize=3, label=f"{label} (level {level - 1} → {level})")
+        if len(e) > 1:
+            path_ax.fill_between(alphas, e.mean(0) - e.std(0, ddof=1), e.mean(0) + e.std(0, ddof=1), color=line.get_color(),
+                                 alpha=0.2, linewidth=0)
+    for label, rows in levels.groupby("label", sort=False):
+        color = None
+        for column, style in (("lmc_levels_barrier", "-"), ("lmc_seeds_barrier", "--")):
+            x, mean, std = _per_level(rows.dropna(subset=[column]), column)
+            if len(x):
+                (line,) = barrier_ax.plot(x, mean, style, marker="o", markersize=3, color=color,
+                                          label=f"{label}, {'previous level' if column == 'lmc_levels_barrier' else 'next seed'}")
+                color = line.get_color()
+                barrier_ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
+        x, mean, std = _per_level(rows.dropna(subset=["hessian_top_eigenvalue"]), "hessian_top_eigenvalue", scale=1.0)
+        if len(x):
+            (line,) = hessian_ax.plot(x, mean, marker="o", markersize=3, label=label, color=color)
+            hessian_ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    for ax, xlabel, ylabel, title in (
+            (path_ax, "alpha (0: previous level's end, 1: the level's end)", "test error (%)", "error along the line"),
+            (barrier_ax, "level", "error barrier (points)", "linear mode connectivity"),
+            (hessian_ax, "level", "top eigenvalue of the training-loss Hessian", "curvature")):
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_title(f"{sr.name}: {title}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=6)
+    for ax in (barrier_ax, hessian_ax):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig

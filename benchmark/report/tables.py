@@ -205,7 +205,43 @@ def suite_markdown(sr: SuiteResults) -> str:
     refs = references_markdown(sr)
     if refs:
         lines += ["", refs]
+    if landscape := landscape_markdown(sr):
+        lines += ["", landscape]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def landscape_markdown(sr: SuiteResults) -> str:
+    """The suite's analyses per method and level, means ± std over seeds: the error barriers of linear
+    mode connectivity and the Hessian's top eigenvalue and trace ("" when the suite asks for none)."""
+    from prunebench.report.aggregate import LANDSCAPE_FIELDS
+
+    levels = sr.levels
+    if levels.empty or not set(LANDSCAPE_FIELDS) <= set(levels) or levels[list(LANDSCAPE_FIELDS)].isna().all().all():
+        return ""
+    rows = levels.dropna(subset=list(LANDSCAPE_FIELDS), how="all")
+    grouped = rows.groupby(["label", "variant", "level"], sort=False)
+    mean, std, n = grouped[list(LANDSCAPE_FIELDS)].mean(), grouped[list(LANDSCAPE_FIELDS)].std(), grouped["seed"].size()
+    density = grouped["density"].mean()
+
+    def cell(key: tuple, column: str, scale: float) -> str:
+        m, s = mean.at[key, column], std.at[key, column]
+        return "" if math.isnan(m) else f"{scale * m:.2f}" + ("" if math.isnan(s) else f" ± {scale * s:.2f}")
+
+    body = [[_name(label, variant), level, f"{100 * density[(label, variant, level)]:.2f}",
+             cell((label, variant, level), "lmc_levels_barrier", 100), cell((label, variant, level), "lmc_seeds_barrier", 100),
+             cell((label, variant, level), "hessian_top_eigenvalue", 1), cell((label, variant, level), "hessian_trace", 1),
+             n[(label, variant, level)]] for label, variant, level in mean.index]
+    settings = sr.meta.get("analyses") or {}
+    from tabulate import tabulate
+
+    head = ["method", "level", "density %", "error barrier vs previous level (points)", "error barrier vs next seed (points)",
+            "Hessian top eigenvalue", "Hessian trace", "runs"]
+    return "\n".join([
+        f"### {sr.name}: loss landscape (`analyses:`)", "",
+        "_Means ± std over seeds. Error barrier: the highest test error on the straight line between two kept states "
+        "(every state tensor interpolated, BN statistics included) above the mean of its ends' errors. Hessian of the "
+        f"training loss on the unpruned coordinates (settings: `{settings.get('lmc')}`, `{settings.get('hessian')}`)._", "",
+        tabulate(body, headers=head, tablefmt="pipe", disable_numparse=True, colalign=("left",) + ("right",) * (len(head) - 1))])
 
 
 def _incomplete_lines(sr: SuiteResults, most: int = 20) -> list[str]:
