@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,14 +27,30 @@ def negative(params: Mapping[str, torch.Tensor]) -> Signs:
     return on_host({name: p.detach() < 0 for name, p in params.items()})
 
 
-def sign_flip_fraction(now: Signs, reference: Signs, masks: Masks) -> float:
-    """Fraction of the unpruned weights whose sign differs between ``now`` and ``reference``."""
-    flipped = kept = 0
+@dataclass(frozen=True)
+class SignFlips:
+    """Unpruned weights whose sign differs from a reference, per layer: (flipped, kept) by name."""
+
+    counts: dict[str, tuple[int, int]]
+
+    @property
+    def fraction(self) -> float:
+        """Over all layers: flipped / kept (0 with nothing kept)."""
+        flipped, kept = (sum(c[i] for c in self.counts.values()) for i in (0, 1))
+        return flipped / kept if kept else 0.0
+
+    def by_layer(self) -> dict[str, float]:
+        """Each layer's flipped / kept (0 for a fully pruned layer)."""
+        return {name: flipped / kept if kept else 0.0 for name, (flipped, kept) in self.counts.items()}
+
+
+def sign_flips(now: Signs, reference: Signs, masks: Masks) -> SignFlips:
+    """The unpruned weights whose sign differs between ``now`` and ``reference``, layer by layer."""
+    counts = {}
     for name, mask in masks.items():
         m = mask.cpu()  # a no-op for the host masks a level record passes
-        flipped += int((now[name] != reference[name])[m].sum())
-        kept += int(m.sum())
-    return flipped / kept if kept else 0.0
+        counts[name] = int((now[name] != reference[name])[m].sum()), int(m.sum())
+    return SignFlips(counts)
 
 
 def mask_iou(a: Masks, b: Masks) -> float:

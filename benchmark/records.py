@@ -59,6 +59,8 @@ class LevelRecord(BaseModel):
     layer_density: dict[str, float] = Field(default_factory=dict)
     sign_flips_vs_init: float | None = None
     sign_flips_vs_previous: float | None = None
+    layer_sign_flips_vs_init: dict[str, float] = Field(default_factory=dict)  # per prunable tensor (empty in older records)
+    layer_sign_flips_vs_previous: dict[str, float] = Field(default_factory=dict)
     mask_iou_previous: float | None = None
 
     def metric(self, name: str) -> float | None:

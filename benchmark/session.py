@@ -32,7 +32,7 @@ from prunebench.api import (
     get_scorer,
 )
 from prunebench.connectivity import effective_density
-from prunebench.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flip_fraction
+from prunebench.diagnostics import forward_flops, layer_macs, mask_iou, negative, sign_flips
 from prunebench.lineage import Lineage, epoch_rows
 from prunebench.masks import Masks, Scores, allocate, drop_and_grow, full_masks, mask_stats, on_host, pack
 from prunebench.messages import LEVELS
@@ -517,6 +517,7 @@ class TrainingSession:
         masks = on_host(self.masks)  # one transfer; every statistic below is computed on the host copy
         stats = mask_stats(masks)
         signs = negative(self.prunable)
+        vs_init = sign_flips(signs, self._init_signs, masks)
         evaluated = self.trainer.evaluate()
         row = LevelRecord(
             level=level, target_density=self.target_density, density=stats.density, sparsity=stats.sparsity,
@@ -528,7 +529,7 @@ class TrainingSession:
             epochs_trained=self.epochs_trained, train_flops=self.train_flops, dense_train_flops=self.dense_train_flops,
             inference_flops=forward_flops(self._macs, masks), dense_inference_flops=self._dense_forward,
             wall_time_s=time.perf_counter() - self._started, layer_density=stats.layer_density(),
-            sign_flips_vs_init=sign_flip_fraction(signs, self._init_signs, masks),
+            sign_flips_vs_init=vs_init.fraction, layer_sign_flips_vs_init=vs_init.by_layer(),
             **self._versus_previous_level(signs, masks), **extra,
         )
         self.levels.append(row)
@@ -544,12 +545,13 @@ class TrainingSession:
         self.level = self.data_level = level + 1
         self._checkpoint(Resume(op + 1))
 
-    def _versus_previous_level(self, signs: dict[str, torch.Tensor], masks: Masks) -> dict[str, float]:
+    def _versus_previous_level(self, signs: dict[str, torch.Tensor], masks: Masks) -> dict[str, Any]:
         """Sign flips and mask overlap against the end of the previously recorded level."""
         if not self._previous:
             return {}
+        flips = sign_flips(signs, self._previous["signs"], masks)
         return {
-            "sign_flips_vs_previous": sign_flip_fraction(signs, self._previous["signs"], masks),
+            "sign_flips_vs_previous": flips.fraction, "layer_sign_flips_vs_previous": flips.by_layer(),
             "mask_iou_previous": mask_iou(masks, self._previous["masks"]),
         }
 

@@ -12,6 +12,7 @@ from prunebench.data import DataCache
 from prunebench.executors import plan_suite
 from prunebench.landscape import Curvature, error_barrier, interpolate
 from prunebench.report.files import write_outputs
+from prunebench.report.plots import train_loss_figure
 from prunebench.runner import build_trainer
 from prunebench.seeds import derive_seed
 from prunebench.spec import ExecSettings, WeightPoint
@@ -95,7 +96,12 @@ def test_bench_run_measures_the_analyses_from_the_kept_states(tmp_path):
     assert lrr_rows["hessian_top_eigenvalue"].notna().all() and lrr_rows["lmc_levels_barrier"].isna().sum() == 2
     assert sr.levels[sr.levels["label"] == "dense"]["hessian_top_eigenvalue"].isna().all()
     names = {p.name for p in write_outputs(sr, tmp_path / "out")}
-    assert "a-landscape.png" in names
+    assert {"a-landscape.png", "a-train-loss.png"} <= names
+    curves = {line.get_label(): line for line in train_loss_figure(sr).axes[0].get_lines()}
+    rows = [RunDir(results, s).epochs() for s in (lrr0, lrr1)]
+    assert list(curves["lrr"].get_xdata()) == [(a.epochs_trained + b.epochs_trained) / 2 for a, b in zip(*rows)]
+    assert list(curves["lrr"].get_ydata()) == pytest.approx([(a.train_loss + b.train_loss) / 2 for a, b in zip(*rows)])
+    assert len(curves["lrr"].get_xdata()) == 3 * 2  # 3 levels of 2 epochs, a row each
     assert "loss landscape" in (tmp_path / "out" / "a.md").read_text()
     levels = json.loads((tmp_path / "out" / "a.json").read_text())["suites"][0]["levels"]
     assert any(row.get("lmc_seeds_barrier") is not None for row in levels)

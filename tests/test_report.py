@@ -420,6 +420,16 @@ def test_sign_flip_and_epoch_figures_draw_each_method_per_level(tmp_path):
     assert set(lines) == {"lrr", "imp"}  # dense has one level: nothing to flip
     assert list(lines["lrr"].get_xdata()) == [0, 1, 2] and list(lines["lrr"].get_ydata()) == pytest.approx([0.5, 10.5, 30.5])
     assert list({ln.get_label(): ln for ln in right.get_lines()}["imp"].get_xdata()) == [1, 2]  # level 0 has no previous
+    # per layer (a second row), where the records hold it: the mean over seeds at each method's last level
+    for run_id, result in sr.run_results.items():
+        last = result.levels[-1]
+        last.layer_sign_flips_vs_init = {"fc.weight": 0.2 + 0.1 * result.seed, "out.weight": 0.5}
+    axes = sign_flips_figure(sr).axes
+    assert len(axes) == 4 and axes[3].get_lines() == []  # no per-layer flips against the previous level recorded
+    per_layer = {ln.get_label(): ln for ln in axes[2].get_lines()}
+    assert set(per_layer) == {"lrr (level 2)", "imp (level 2)"}
+    assert list(per_layer["lrr (level 2)"].get_ydata()) == pytest.approx([100 * (0.2 + 0.1 * 0.5), 50])
+    assert [t.get_text() for t in axes[2].get_xticklabels()] == ["fc.weight", "out.weight"]
     epochs = {c.get_label(): c for c in epochs_figure(sr).axes[0].containers}
     assert list(epochs["lrr"].lines[0].get_xdata()) == [2.0, 4.0, 6.0]
     assert list(epochs["lrr"].lines[0].get_ydata()) == pytest.approx([91, 90.2, 88.5])

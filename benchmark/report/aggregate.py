@@ -119,6 +119,7 @@ class SuiteResults:
     levels: pd.DataFrame = field(default_factory=pd.DataFrame)  # level_rows(): one row per run and level
     run_results: dict[str, RunResult] = field(default_factory=dict)  # run id -> its result.json (complete runs), read once
     analyses: dict[str, AnalysisRecord] = field(default_factory=dict)  # run id -> what the suite's analyses measured
+    results: Path | None = None  # the directory of the records (figures that read the epoch rows)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -164,6 +165,7 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
         levels=levels.drop(columns="order") if not levels.empty else levels,
         run_results={run_id: result for run_id, result in read.items() if result is not None},
         analyses=analysed,
+        results=Path(results),
     )
 
 

@@ -1,7 +1,8 @@
 """A suite's report as files: <name>.md (leaderboard, references, diagnostics), .csv (one row per run
 and level), .json (the report as data, prunebench.report.document), .png (accuracy against weights
 remaining), -flops.png (accuracy against training FLOPs), -epochs.png (against cumulative epochs),
--sign-flips.png (per level), -landscape.png (linear mode connectivity and curvature, for suites with
+-sign-flips.png (per level and per layer), -train-loss.png (training loss per epoch row, levels and cycles
+one after the other), -landscape.png (linear mode connectivity and curvature, for suites with
 ``analyses:``), -mask-overlap.png (between methods, with --diagnostics) and, for suites swept
 over the input dimension (the single hidden neuron), -success-vs-d.png (success rate against d)."""
 
@@ -20,6 +21,7 @@ from prunebench.report.plots import (
     sign_flips_figure,
     success_vs_d_figure,
     suite_figure,
+    train_loss_figure,
 )
 from prunebench.report.tables import suite_csv, suite_markdown
 
@@ -38,7 +40,8 @@ def write_outputs(sr: SuiteResults, out_dir: Path, extra_markdown: str = "", doc
         path.write_text(text)
         written.append(path)
     figures = {"": suite_figure, "-flops": flops_figure, "-success-vs-d": success_vs_d_figure,
-               "-sign-flips": sign_flips_figure, "-epochs": epochs_figure, "-landscape": landscape_figure}
+               "-sign-flips": sign_flips_figure, "-epochs": epochs_figure, "-landscape": landscape_figure,
+               "-train-loss": train_loss_figure}
     for suffix, figure in figures.items():
         if (png := save_figure(figure(sr), out_dir / f"{sr.name}{suffix}.png")) is not None:
             written.append(png)

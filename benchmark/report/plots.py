@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.report.aggregate import SuiteResults
+from prunebench.report.tables import _name
 
 
 def plot_suite(sr: SuiteResults, path: Path) -> Path | None:
@@ -184,7 +185,8 @@ def _per_level(rows, column: str, scale: float = 100.0):
 
 def sign_flips_figure(sr: SuiteResults):
     """Sign flips per level, one line per method with a seed std band: the share of unpruned weights
-    whose sign differs from initialisation (left) and from the end of the previous level (right);
+    whose sign differs from initialisation (left) and from the end of the previous level (right); below,
+    where the records have them, the same per layer at each method's last level (mean over seeds).
     None when no method records more than one level."""
     levels = sr.levels
     columns = ["sign_flips_vs_init", "sign_flips_vs_previous"]
@@ -195,23 +197,59 @@ def sign_flips_figure(sr: SuiteResults):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120, sharey=False)
+    layers = _layer_sign_flips(sr)
+    fig, axes = plt.subplots(2 if layers else 1, 2, figsize=(10, 8 if layers else 4), dpi=120, squeeze=False)
     for label, rows in levels.groupby("label", sort=False):
         if rows["level"].max() < 1:
             continue
-        for ax, column in zip(axes, ("sign_flips_vs_init", "sign_flips_vs_previous")):
+        for ax, column in zip(axes[0], columns):
             x, mean, std = _per_level(rows.dropna(subset=[column]), column)
             if len(x):
                 (line,) = ax.plot(x, mean, marker="o", markersize=3, label=label)
                 ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
-    for ax, what in zip(axes, ("against initialisation", "against the previous level")):
+    for ax, what in zip(axes[0], ("against initialisation", "against the previous level")):
         ax.set_xlabel("level")
         ax.set_ylabel("sign flips (% of unpruned weights)")
-        ax.set_title(f"{sr.name}: sign flips {what}", fontsize=10)
+        ax.set_title(f"{sr.name}: sign flips {what}", fontsize=9)
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=7)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[0][0].legend(fontsize=7)
+    if layers:
+        for ax, column, what in zip(axes[1], columns, ("against initialisation", "against the previous level")):
+            if column not in layers:
+                ax.set_axis_off()
+                continue
+            for label, (level, by_layer) in layers[column].items():
+                ax.plot(range(len(by_layer)), [100 * v for v in by_layer.values()], marker="o", markersize=3,
+                        label=f"{label} (level {level})")
+            ax.set_xticks(range(len(by_layer)), list(by_layer), rotation=60, ha="right", fontsize=6)
+            ax.set_ylabel("sign flips (% of the layer's unpruned weights)")
+            ax.set_title(f"per layer, {what}, at each method's last level", fontsize=9)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
+
+
+def _layer_sign_flips(sr: SuiteResults) -> dict[str, dict[str, tuple[int, dict[str, float]]]]:
+    """column -> label -> (its last level, layer -> sign flips there, mean over seeds), from the records
+    that hold per-layer flips (older ones do not), for methods with more than one level."""
+    labels = {s.run_id: s.label for s in sr.specs}
+    found: dict[str, dict[str, dict[int, list[dict[str, float]]]]] = {}
+    for run_id, result in sr.run_results.items():
+        last = result.levels[-1]
+        if last.level < 1:
+            continue
+        for column in ("sign_flips_vs_init", "sign_flips_vs_previous"):
+            if by_layer := getattr(last, f"layer_{column}"):
+                found.setdefault(column, {}).setdefault(labels[run_id], {}).setdefault(last.level, []).append(by_layer)
+    out: dict[str, dict[str, tuple[int, dict[str, float]]]] = {}
+    for column, per_label in found.items():
+        for label, per_level in per_label.items():
+            level = max(per_level)
+            runs = per_level[level]
+            out.setdefault(column, {})[label] = (level, {name: sum(r[name] for r in runs) / len(runs) for name in runs[0]})
+    return out
 
 
 def epochs_figure(sr: SuiteResults):
@@ -235,6 +273,47 @@ def epochs_figure(sr: SuiteResults):
     ax.set_ylabel("test accuracy (%)" if sr.metric == "test acc" else f"{sr.metric} (%)")
     ax.set_title(f"{sr.name}: accuracy against training epochs", fontsize=10)
     ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def train_loss_figure(sr: SuiteResults):
+    """The training loss of every epoch row against the cumulative epochs trained, one line per method
+    (mean over seeds, seed std band): a level's or a cycle's curve after the other, so each restart of
+    the schedule shows; None without epoch rows."""
+    if sr.results is None or not sr.run_results:
+        return None
+    from prunebench.store import RunDir
+
+    curves: dict[str, list[list[tuple[float, float]]]] = {}
+    for spec in sr.specs:
+        if spec.run_id in sr.run_results:
+            rows = [(r.epochs_trained, r.train_loss) for r in RunDir(sr.results, spec).epochs()]
+            if rows:
+                curves.setdefault(_name(spec.label, spec.variant), []).append(rows)
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for label, runs in curves.items():
+        length = min(len(r) for r in runs)  # the seeds of one entry train the same rows
+        data = np.array([r[:length] for r in runs])
+        x, loss = data[..., 0].mean(0), data[..., 1]
+        (line,) = ax.plot(x, loss.mean(0), linewidth=1, marker="o", markersize=2, label=label)
+        if len(runs) > 1:
+            std = loss.std(0, ddof=1)
+            ax.fill_between(x, loss.mean(0) - std, loss.mean(0) + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("cumulative training epochs")
+    ax.set_ylabel("training loss (mean over the epoch's steps)")
+    ax.set_yscale("log")
+    ax.set_title(f"{sr.name}: training loss per level or cycle", fontsize=10)
+    ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -132,6 +132,11 @@ def test_level_diagnostics_equal_a_direct_computation(tmp_path):
     assert row.sign_flips_vs_init == pytest.approx(float((differ(init) & kept).sum() / kept.sum()))
     assert row.sign_flips_vs_previous == pytest.approx(float((differ(level0_signs) & kept).sum() / kept.sum()))
     assert row.sign_flips_vs_previous >= 0.2 * 0.9  # the perturbation alone flips 20%
+    for name, mask in s.masks.items():  # per layer: the same counts, tensor by tensor
+        assert row.layer_sign_flips_vs_init[name] == int(((now[name] != init[name]) & mask).sum()) / int(mask.sum())
+        assert row.layer_sign_flips_vs_previous[name] == int(((now[name] != level0_signs[name]) & mask).sum()) / int(mask.sum())
+        assert row.layer_sign_flips_vs_previous[name] >= 0.2 - 1 / int(mask.sum())  # exactly round(0.2 * kept) flipped per layer
+    assert set(row.layer_sign_flips_vs_init) == set(s.masks) and s.levels[0].layer_sign_flips_vs_previous == {}
     inter = sum(int((s.masks[n] & level0_mask[n]).sum()) for n in s.masks)
     union = sum(int((s.masks[n] | level0_mask[n]).sum()) for n in s.masks)
     assert row.mask_iou_previous == pytest.approx(inter / union) == pytest.approx(0.5)
