@@ -27,7 +27,7 @@ from prunebench.records import AnalysisRecord, LandscapeLevel, LinePath
 from prunebench.runner import build_trainer, configure_torch, provenance_device_name, resolve_device
 from prunebench.seeds import derive_seed
 from prunebench.spec import AnalysesSpec, ExecSettings, RunSpec, WeightPoint
-from prunebench.store import CorruptRecord, RunDir
+from prunebench.store import CorruptRecord, RunDir, RunRecords
 from prunebench.train import Trainer
 
 log = logging.getLogger(LOGGER)
@@ -58,38 +58,43 @@ def pending(specs: Sequence[RunSpec], analyses: AnalysesSpec | None, results: Pa
 
 
 def analyse_suite(specs: Sequence[RunSpec], analyses: AnalysesSpec | None, results: Path, settings: ExecSettings,
-                  data: DataCache | None = None) -> tuple[int, int]:
-    """Measure what is not stored yet; (runs analysed, runs waiting for their records or their next seed's)."""
+                  data: DataCache | None = None) -> tuple[int, int, int]:
+    """Measure what is not stored yet: (runs analysed, runs waiting for their records or their next seed's,
+    runs whose analyses failed: a warning each says why, and the next ``bench run`` tries again)."""
     tasks = pending(specs, analyses, Path(results))
     if not tasks:
-        return 0, 0
+        return 0, 0, 0
     configure_torch(settings)
     device, data = resolve_device(settings.device), data or DataCache()
-    done = waiting = 0
+    done = waiting = failed = 0
     for task in tasks:
         run, partner = RunDir(results, task.spec), RunDir(results, task.partner) if task.partner else None
-        if run.result() is None or (partner is not None and partner.result() is None):
+        result = run.result()
+        if result is None or (partner is not None and partner.result() is None):
             waiting += 1
             continue
         try:
-            record = analyse_run(task, run, partner, analyses, settings, data, device)
+            record = analyse_run(task, [row.level for row in result.levels], RunRecords(run.path, result.files),
+                                 partner.records() if partner is not None else None, analyses, settings, data, device)
         except (CorruptRecord, FileNotFoundError) as e:
             log.warning("%s seed %d: not analysed: %s", task.spec.label, task.spec.seed, e)
             waiting += 1
             continue
+        except Exception as e:  # noqa: BLE001 - an analysis that breaks fails alone; the records stay as they are
+            log.warning("%s seed %d: analyses failed: %s: %s", task.spec.label, task.spec.seed, type(e).__name__, e)
+            failed += 1
+            continue
         run.save_analysis(record)
         done += 1
-    return done, waiting
+    return done, waiting, failed
 
 
-def analyse_run(task: AnalysisTask, run: RunDir, partner: RunDir | None, analyses: AnalysesSpec, settings: ExecSettings,
-                data: DataCache, device: torch.device) -> AnalysisRecord:
-    """Every level's analyses of one run (``partner``: the next seed's run)."""
+def analyse_run(task: AnalysisTask, levels: list[int], records: RunRecords, theirs: RunRecords | None, analyses: AnalysesSpec,
+                settings: ExecSettings, data: DataCache, device: torch.device) -> AnalysisRecord:
+    """The analyses of one run's ``levels``, from its records (``theirs``: the next seed's run's)."""
     started = time.perf_counter()
     spec = task.spec
     trainer, _, _ = build_trainer(spec, settings, data, device)
-    records, theirs = run.records(), partner.records() if partner is not None else None
-    levels = [row.level for row in run.result().levels]
     rows, previous = [], None
     for level in levels:
         state = records.weights(WeightPoint(level=level))

@@ -64,7 +64,7 @@ class SuiteRun:
 
     outcomes: list[Outcome]
     results: SuiteResults
-    analysed: tuple[int, int] = (0, 0)  # runs whose analyses were measured now, runs whose analyses wait
+    analysed: tuple[int, int, int] = (0, 0, 0)  # runs whose analyses were measured now, wait, failed
 
     @property
     def incomplete(self) -> list[Outcome]:
@@ -86,7 +86,7 @@ def execute_suite(suite: Suite, plans: Sequence[PlannedRun], results: Path, sett
     else:
         outcomes = run_local(plans, results, settings, retry_failed=retry_failed, progress=progress, should_stop=should_stop)
     stopped = should_stop is not None and should_stop()
-    analysed = (0, 0) if stopped else analyse_suite(suite.runs(), suite.spec.analyses, results, settings)
+    analysed = (0, 0, 0) if stopped else analyse_suite(suite.runs(), suite.spec.analyses, results, settings)
     return SuiteRun(outcomes, suite_results(suite, results, overrides), analysed)
 
 

@@ -267,9 +267,10 @@ def run(suite, results, data_root, reduced, overrides, dry_run, only, retry_fail
         click.echo("interrupted: a checkpoint was written; run the same command again to resume", err=True)
     click.echo(f"{outcome_summary(done.outcomes)}; {time.perf_counter() - started:.1f} s; records in {results_dir}/", err=True)
     if any(done.analysed):
-        measured, waiting = done.analysed
+        measured, waiting, failed = done.analysed
         click.echo(f"analyses: {measured} run{'s' if measured != 1 else ''} measured" +
-                   (f", {waiting} waiting for records (theirs or their next seed's)" if waiting else ""), err=True)
+                   (f", {waiting} waiting for records (theirs or their next seed's)" if waiting else "") +
+                   (f", {failed} failed (see the warnings; the next bench run tries again)" if failed else ""), err=True)
     if check_after:
         sys.exit(_check_exit(done.results, strict=False))
     if done.incomplete:

@@ -56,7 +56,7 @@ def test_bench_run_measures_the_analyses_from_the_kept_states(tmp_path):
     suite = load_suite(write(tmp_path, synthetic_suite("a", METHODS) + ANALYSES))
     results, settings = tmp_path / "runs", ExecSettings(threads=1)
     done = execute_suite(suite, plan_suite(suite.runs(), results), results, settings, progress=False)
-    assert done.analysed == (2, 0)
+    assert done.analysed == (2, 0, 0)
     lrr0, lrr1 = [s for s in suite.runs() if s.label == "lrr"]
     record = RunDir(results, lrr0).analysis(suite.spec.analyses.key)
     assert record.partner == lrr1.run_id and [row.level for row in record.levels] == [0, 1, 2]
@@ -88,7 +88,7 @@ def test_bench_run_measures_the_analyses_from_the_kept_states(tmp_path):
     changed = load_suite(write(tmp_path, synthetic_suite("a", METHODS) + ANALYSES.replace("points: 3", "points: 4")))
     assert len(pending(changed.runs(), changed.spec.analyses, results)) == 2
     again = execute_suite(changed, plan_suite(changed.runs(), results), results, settings, progress=False)
-    assert again.analysed == (2, 0) and (RunDir(results, lrr0).path / "result.json").read_bytes() == before
+    assert again.analysed == (2, 0, 0) and (RunDir(results, lrr0).path / "result.json").read_bytes() == before
 
     # the report: level columns, the markdown table and the figure
     sr = suite_results(changed, results)
@@ -112,5 +112,21 @@ def test_a_run_whose_next_seed_is_not_complete_waits(tmp_path):
     results = tmp_path / "runs"
     only_seed_0 = [s for s in suite.runs() if s.seed == 0]
     done = execute_suite(suite, plan_suite(only_seed_0, results), results, ExecSettings(threads=1), progress=False)
-    assert done.analysed == (0, 2)  # seed 0 waits for seed 1's states, seed 1 for its own run
+    assert done.analysed == (0, 2, 0)  # seed 0 waits for seed 1's states, seed 1 for its own run
     assert not (RunDir(results, only_seed_0[0]).path / "analyses").exists()
+
+
+def test_an_analysis_that_breaks_fails_alone_with_a_warning(tmp_path, monkeypatch, caplog):
+    import prunebench.analyses as analyses
+
+    suite = load_suite(write(tmp_path, synthetic_suite("a", METHODS) + ANALYSES))
+    results = tmp_path / "runs"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no double backward for this layer")
+
+    monkeypatch.setattr(analyses.Curvature, "top_eigenvalue", broken)
+    done = execute_suite(suite, plan_suite(suite.runs(), results), results, ExecSettings(threads=1), progress=False)
+    assert done.analysed == (0, 0, 2) and not done.incomplete  # the runs are complete; their analyses wait for a fix
+    assert "analyses failed: RuntimeError: no double backward for this layer" in caplog.text
+    assert len(pending(suite.runs(), suite.spec.analyses, results)) == 2
