@@ -358,3 +358,27 @@ def test_a_kill_during_a_background_checkpoint_write_leaves_the_previous_checkpo
         proc.wait(timeout=60)
     state = RunDir(tmp_path, tiny_spec()).load_checkpoint()
     assert state["step"] == 1 and torch.equal(state["model"]["w"], torch.full((100_000,), 1.0))
+
+
+def test_many_records_pauses_the_cyclic_collector_and_restores_it():
+    import gc
+
+    from prunebench.store import many_records
+
+    assert gc.isenabled()
+    with many_records():
+        assert not gc.isenabled()
+        with many_records():  # nested: the outer one turns it back on
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), many_records():
+        raise ValueError("a record that does not parse")
+    assert gc.isenabled()  # on again after an error too
+    gc.disable()
+    try:
+        with many_records():
+            pass
+        assert not gc.isenabled()  # the caller's choice stays
+    finally:
+        gc.enable()

@@ -18,7 +18,7 @@ import pandas as pd
 from prunebench.records import AnalysisRecord, LandscapeLevel, LevelRecord, RunResult
 from prunebench.references import ClaimVerdict, Verdict, cells, evaluate_claim, judge_all
 from prunebench.spec import AnalysesSpec, ClaimMargin, ReferencesSpec, RunSpec, Tolerance
-from prunebench.store import SUITES_DIR, RunDir, load_resolved_suites, read_json
+from prunebench.store import SUITES_DIR, RunDir, load_resolved_suites, many_records, read_json
 
 # Level-record fields averaged over seeds into every cell (a leaderboard column may show any of them).
 CELL_FIELDS = ("target_density", "density", "sparsity", "test_accuracy", "test_loss", "epochs_trained", "train_flops",
@@ -143,6 +143,12 @@ class SuiteResults:
 
 def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, Any] | None = None,
             references: ReferencesSpec | None = None) -> SuiteResults:
+    with many_records():
+        return _collect(results, name, specs, meta, references)
+
+
+def _collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, Any] | None,
+             references: ReferencesSpec | None) -> SuiteResults:
     meta = meta or {}
     references = references or ReferencesSpec.model_validate(meta.get("references") or {})
     runs = {s.run_id: RunDir(results, s) for s in specs}
@@ -171,11 +177,12 @@ def collect(results: Path, name: str, specs: Sequence[RunSpec], meta: dict[str, 
 
 def suites_in(results: Path) -> list[SuiteResults]:
     """Every suite recorded in a results directory, from its resolved suite and run records."""
-    suites = load_resolved_suites(results)
-    if not suites:
-        raise FileNotFoundError(f"{results}: no resolved suites under {Path(results) / SUITES_DIR} "
-                                f"(run `bench run` with --results {results})")
-    return [collect(results, suite["name"], suite["runs"], suite) for suite in suites]
+    with many_records():
+        suites = load_resolved_suites(results)
+        if not suites:
+            raise FileNotFoundError(f"{results}: no resolved suites under {Path(results) / SUITES_DIR} "
+                                    f"(run `bench run` with --results {results})")
+        return [collect(results, suite["name"], suite["runs"], suite) for suite in suites]
 
 
 def _kernels(record: Mapping[str, Any]) -> str:
