@@ -210,6 +210,17 @@ def suite_markdown(sr: SuiteResults) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _settings(analyses: dict[str, Any]) -> str:
+    """A suite's analyses settings in words: 'lmc between levels and seeds, 11 points; Hessian: 1 batch, ...'."""
+    parts = []
+    if lmc := analyses.get("lmc"):
+        parts.append(f"lmc between {' and '.join(lmc['between'])}, {lmc['points']} points")
+    if h := analyses.get("hessian"):
+        parts.append(f"Hessian: {h['batches']} training batch{'es' if h['batches'] != 1 else ''}, power iteration of at most "
+                     f"{h['iterations']} products to a relative change of {h['tol']:g}, trace from {h['trace_samples']} probes")
+    return "; ".join(parts) or "none"
+
+
 def landscape_markdown(sr: SuiteResults) -> str:
     """The suite's analyses per method and level, means ± std over seeds: the error barriers of linear
     mode connectivity and the Hessian's top eigenvalue and trace ("" when the suite asks for none)."""
@@ -240,7 +251,7 @@ def landscape_markdown(sr: SuiteResults) -> str:
         f"### {sr.name}: loss landscape (`analyses:`)", "",
         "_Means ± std over seeds. Error barrier: the highest test error on the straight line between two kept states "
         "(every state tensor interpolated, BN statistics included) above the mean of its ends' errors. Hessian of the "
-        f"training loss on the unpruned coordinates (settings: `{settings.get('lmc')}`, `{settings.get('hessian')}`)._", "",
+        f"training loss on the unpruned coordinates. Settings: {_settings(settings)}._", "",
         tabulate(body, headers=head, tablefmt="pipe", disable_numparse=True, colalign=("left",) + ("right",) * (len(head) - 1))])
 
 
