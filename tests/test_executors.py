@@ -127,3 +127,20 @@ def test_runs_per_gpu_without_a_gpu_is_one_line_and_exit_2(tmp_path):
         out = CliRunner().invoke(main, ["run", str(suite), "--results", str(tmp_path / "r"), *extra])
         assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1, out.output
         assert "GPU" in out.output and not (tmp_path / "r").exists()
+
+
+def test_the_dry_runs_epoch_time_reads_an_even_sample_of_the_timed_runs(tmp_path):
+    import statistics
+
+    from prunebench.status import measured_seconds_per_epoch
+
+    specs = [tiny_spec(seed=s) for s in range(7)]
+    for i, spec in enumerate(specs[:6]):  # the last run is pending: no rows
+        run = RunDir(tmp_path, spec)
+        run.path.mkdir(parents=True)
+        for t in (float(i), float(i) + 0.5):
+            run.append_metrics({"kind": "epoch", "complete": True, "time_s": t})
+        run.append_metrics({"kind": "epoch", "complete": False, "time_s": 100.0})  # a cut-short epoch does not count
+    assert measured_seconds_per_epoch(tmp_path, specs) == statistics.median([t for i in range(6) for t in (i, i + 0.5)])
+    assert measured_seconds_per_epoch(tmp_path, specs, most=3) == statistics.median([0, 0.5, 2, 2.5, 4, 4.5])  # runs 0, 2, 4
+    assert measured_seconds_per_epoch(tmp_path, specs[6:]) is None
