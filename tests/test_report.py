@@ -449,3 +449,17 @@ def test_the_mask_overlap_heatmap_shows_the_level_most_methods_share():
     values = ax.images[0].get_array()
     assert values[0, 1] == values[1, 0] == pytest.approx(0.7) and values[1, 2] == pytest.approx(0.25) and values[2, 2] == 1
     assert overlap_figure("s", []) is None
+
+
+def test_the_train_loss_curve_counts_an_epoch_split_over_two_rows_once():
+    """A stop and resume (or a rewind point) inside an epoch writes it as two rows: one point, the loss
+    weighted by the steps of each row, at the epoch's end."""
+    from types import SimpleNamespace as Row
+
+    from prunebench.report.plots import _epochs
+
+    rows = [Row(level=0, epoch=0, steps=10, train_loss=1.0, epochs_trained=1.0),
+            Row(level=0, epoch=1, steps=4, train_loss=0.5, epochs_trained=1.4),  # cut short
+            Row(level=0, epoch=1, steps=6, train_loss=0.25, epochs_trained=2.0),  # the rest of it
+            Row(level=1, epoch=0, steps=10, train_loss=0.75, epochs_trained=3.0)]
+    assert _epochs(rows) == {(0, 0): (1.0, 1.0), (0, 1): (2.0, pytest.approx(0.35)), (1, 0): (3.0, 0.75)}

@@ -127,6 +127,12 @@ class SuiteResults:
         return {k: values.count(k) for k in ("complete", "corrupt", "failed", "partial", "pending") if values.count(k)}
 
     @property
+    def has_landscape(self) -> bool:
+        """Whether the level rows hold what the suite's analyses measured (LANDSCAPE_FIELDS)."""
+        levels = self.levels
+        return not levels.empty and set(LANDSCAPE_FIELDS) <= set(levels) and not levels[list(LANDSCAPE_FIELDS)].isna().all().all()
+
+    @property
     def metric(self) -> str:
         """What the percentages are: test accuracy, unless the suite says otherwise."""
         return self.meta.get("metric") or "test acc"

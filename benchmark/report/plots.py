@@ -3,6 +3,7 @@ epochs, sign flips per level, mask overlap between methods, and the single neuro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,7 @@ def sign_flips_figure(sr: SuiteResults):
 def _layer_sign_flips(sr: SuiteResults) -> dict[str, dict[str, tuple[int, dict[str, float]]]]:
     """column -> label -> (its last level, layer -> sign flips there, mean over seeds), from the records
     that hold per-layer flips (older ones do not), for methods with more than one level."""
-    labels = {s.run_id: s.label for s in sr.specs}
+    labels = {s.run_id: _name(s.label, s.variant) for s in sr.specs}
     found: dict[str, dict[str, dict[int, list[dict[str, float]]]]] = {}
     for run_id, result in sr.run_results.items():
         last = result.levels[-1]
@@ -264,6 +265,7 @@ def epochs_figure(sr: SuiteResults):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    _distinct_colors(ax, levels["label"].nunique())
     for label, rows in levels.groupby("label", sort=False):
         _, acc, std = _per_level(rows, "test_accuracy")
         epochs = rows.groupby("level")["epochs_trained"].mean().to_numpy()
@@ -286,12 +288,11 @@ def train_loss_figure(sr: SuiteResults):
         return None
     from prunebench.store import RunDir
 
-    curves: dict[str, list[list[tuple[float, float]]]] = {}
+    curves: dict[str, list[dict[tuple[int, int], tuple[float, float]]]] = {}
     for spec in sr.specs:
         if spec.run_id in sr.run_results:
-            rows = [(r.epochs_trained, r.train_loss) for r in RunDir(sr.results, spec).epochs()]
-            if rows:
-                curves.setdefault(_name(spec.label, spec.variant), []).append(rows)
+            if epochs := _epochs(RunDir(sr.results, spec).epochs()):
+                curves.setdefault(_name(spec.label, spec.variant), []).append(epochs)
     if not curves:
         return None
     import matplotlib
@@ -301,9 +302,10 @@ def train_loss_figure(sr: SuiteResults):
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    _distinct_colors(ax, len(curves))
     for label, runs in curves.items():
-        length = min(len(r) for r in runs)  # the seeds of one entry train the same rows
-        data = np.array([r[:length] for r in runs])
+        keys = sorted(set.intersection(*(set(r) for r in runs)))  # the seeds of one entry train the same epochs
+        data = np.array([[r[k] for k in keys] for r in runs])
         x, loss = data[..., 0].mean(0), data[..., 1]
         (line,) = ax.plot(x, loss.mean(0), linewidth=1, marker="o", markersize=2, label=label)
         if len(runs) > 1:
@@ -317,6 +319,24 @@ def train_loss_figure(sr: SuiteResults):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _distinct_colors(ax: Any, lines: int) -> None:
+    """Past matplotlib's 10 default colours, 20 (tab20), so no two methods share one up to 20 lines."""
+    if lines > 10:
+        import matplotlib.pyplot as plt
+
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
+
+
+def _epochs(rows: Sequence[Any]) -> dict[tuple[int, int], tuple[float, float]]:
+    """(level, epoch) -> (cumulative epochs at its end, its training loss): the rows of one epoch (a
+    segment boundary inside it, or a stop and resume) merged, their losses weighted by their steps."""
+    merged: dict[tuple[int, int], list[float]] = {}
+    for r in rows:
+        end, loss_steps, steps = merged.get((r.level, r.epoch), (0.0, 0.0, 0))
+        merged[(r.level, r.epoch)] = [r.epochs_trained, loss_steps + r.train_loss * r.steps, steps + r.steps]
+    return {k: (end, loss_steps / steps if steps else math.nan) for k, (end, loss_steps, steps) in merged.items()}
 
 
 def overlap_figure(name: str, overlaps: Sequence[Any]):
@@ -363,11 +383,9 @@ def landscape_figure(sr: SuiteResults):
     state to the last level's (mean over seeds, per method), the error barrier per level (against the
     previous level: solid; against the next seed: dashed) and the Hessian's top eigenvalue per level,
     with seed std bands; None when the suite asks for no analyses."""
-    from prunebench.report.aggregate import LANDSCAPE_FIELDS
-
-    levels = sr.levels
-    if levels.empty or not set(LANDSCAPE_FIELDS) <= set(levels) or levels[list(LANDSCAPE_FIELDS)].isna().all().all():
+    if not sr.has_landscape:
         return None
+    levels = sr.levels
     import matplotlib
 
     matplotlib.use("Agg")
@@ -375,7 +393,7 @@ def landscape_figure(sr: SuiteResults):
     import numpy as np
 
     fig, (path_ax, barrier_ax, hessian_ax) = plt.subplots(1, 3, figsize=(15, 4), dpi=120)
-    labels = {s.run_id: s.label for s in sr.specs}
+    labels = {s.run_id: _name(s.label, s.variant) for s in sr.specs}
     curves: dict[str, tuple[int, list[list[float]], list[float]]] = {}
     for run_id, record in sr.analyses.items():
         last = next((row for row in reversed(record.levels) if row.lmc_levels is not None), None)

@@ -226,10 +226,9 @@ def landscape_markdown(sr: SuiteResults) -> str:
     mode connectivity and the Hessian's top eigenvalue and trace ("" when the suite asks for none)."""
     from prunebench.report.aggregate import LANDSCAPE_FIELDS
 
-    levels = sr.levels
-    if levels.empty or not set(LANDSCAPE_FIELDS) <= set(levels) or levels[list(LANDSCAPE_FIELDS)].isna().all().all():
+    if not sr.has_landscape:
         return ""
-    rows = levels.dropna(subset=list(LANDSCAPE_FIELDS), how="all")
+    rows = sr.levels.dropna(subset=list(LANDSCAPE_FIELDS), how="all")
     grouped = rows.groupby(["label", "variant", "level"], sort=False)
     mean, std, n = grouped[list(LANDSCAPE_FIELDS)].mean(), grouped[list(LANDSCAPE_FIELDS)].std(), grouped["seed"].size()
     density = grouped["density"].mean()
